@@ -1,0 +1,45 @@
+"""stemlab: fetch, cache, load, explore, check and compare music stems in Jupyter.
+
+>>> import stemlab
+>>> s = stemlab.fetch("cqtai", clip_id="...")                    # doctest: +SKIP
+>>> s["drums"].audio.shape                                        # doctest: +SKIP
+(2, 7938000)
+>>> stemlab.check(s)                                              # doctest: +SKIP
+
+Submodules and heavy dependencies (librosa, matplotlib, widgets) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded lazily, so `import stemlab` stays fast)
+_EXPORTS = {
+    "fetch": "stemlab.fetch",
+    "open_set": "stemlab.fetch",
+    "StemSet": "stemlab.stemset",
+    "Stem": "stemlab.stemset",
+    "load_audio": "stemlab.audio",
+    "check": "stemlab.analysis.check",
+    "CheckReport": "stemlab.analysis.check",
+    "Settings": "stemlab.config",
+    "Cache": "stemlab.cache",
+    "verify_webhook_signature": "stemlab.providers.apiframe",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stemlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,140 @@
+"""Canonical stem names, and the mapping from provider labels onto them.
+
+Two taxonomies exist: the 12-stem split and the 2-stem split. The grouping between them is
+``vocals = vocals + backing_vocals`` and ``instrumental = everything else``, so sets of different
+granularity can be compared.
+
+>>> canonical_name("Backing_Vocals"), canonical_name(" (FX)"), canonical_name("Accompaniment")
+('backing_vocals', 'fx', 'instrumental')
+>>> label_from_title(" (Backing Vocals)")
+'Backing Vocals'
+>>> group_of("bass", TWO_STEMS)
+'instrumental'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+__all__ = [
+    "TWELVE_STEMS",
+    "TWO_STEMS",
+    "GROUPS",
+    "canonical_name",
+    "label_from_title",
+    "safe_name",
+    "group_of",
+    "taxonomy_of",
+    "finest_common",
+]
+
+TWELVE_STEMS = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion",
+                "strings", "synth", "fx", "brass", "woodwinds")
+TWO_STEMS = ("vocals", "instrumental")
+
+# coarse name -> the fine names it is the sum of
+GROUPS = {
+    "vocals": ("vocals", "backing_vocals"),
+    "instrumental": tuple(n for n in TWELVE_STEMS if n not in ("vocals", "backing_vocals")),
+}
+
+_SYNONYMS = {
+    "vocals": ["vocals", "vocal", "leadvocals", "leadvocal", "lead", "voice", "voices", "vox", "singing"],
+    "backing_vocals": ["backingvocals", "backingvocal", "backvocals", "bgvocals", "bgv", "harmonies",
+                       "harmonyvocals", "choir"],
+    "drums": ["drums", "drum", "drumkit", "kit"],
+    "bass": ["bass", "bassguitar", "subbass"],
+    "guitar": ["guitar", "guitars", "electricguitar", "acousticguitar"],
+    "keyboard": ["keyboard", "keyboards", "keys", "piano", "organ"],
+    "percussion": ["percussion", "perc"],
+    "strings": ["strings", "string", "orchestra"],
+    "synth": ["synth", "synths", "synthesizer", "synthesiser", "pad"],
+    "fx": ["fx", "fxother", "other", "others", "effects", "sfx", "soundeffects"],
+    "brass": ["brass", "horns", "horn"],
+    "woodwinds": ["woodwinds", "woodwind", "winds", "wind"],
+    "instrumental": ["instrumental", "instrumentals", "accompaniment", "backingtrack", "inst", "karaoke",
+                     "novocals", "music", "minusone"],
+}
+_LOOKUP = {alias: name for name, aliases in _SYNONYMS.items() for alias in aliases}
+
+
+def _key(label: str) -> str:
+    """Lower-case a label and drop spaces, underscores, hyphens, slashes, '&' and parentheses."""
+    return re.sub(r"[\s_\-/&()\[\].]+", "", label.lower())
+
+
+def label_from_title(title: str | None) -> str | None:
+    """The text inside a title's trailing ``(...)``, as CQTAI writes ``" (Vocals)"``; else ``None``."""
+    if not title:
+        return None
+    match = re.search(r"\(([^()]*)\)\s*$", title)
+    return match.group(1).strip() if match and match.group(1).strip() else None
+
+
+def canonical_name(label: str | None) -> str | None:
+    """The canonical snake_case name for a provider label, or ``None`` if it is not known.
+
+    Matching ignores case, spaces, underscores, hyphens and parentheses, and knows common
+    synonyms (``"Keys"`` is ``keyboard``, ``"Backing Track"`` is ``instrumental``).
+    """
+    if not label:
+        return None
+    return _LOOKUP.get(_key(label)) or _LOOKUP.get(_key(label_from_title(label) or ""))
+
+
+def safe_name(label: str | None, taken: Iterable[str] = ()) -> str:
+    """A file-safe canonical name for ``label``: the canonical one, else ``other_<slug>``.
+
+    Never returns raw provider text: unknown labels are reduced to ``[a-z0-9_]``, at most 24
+    characters, and numbered when they collide with a name already ``taken``.
+
+    >>> safe_name("Theremin ../../etc")
+    'other_theremin_etc'
+    >>> safe_name("Vocals", taken=["vocals"])
+    'vocals_2'
+    """
+    name = canonical_name(label)
+    if name is None:
+        slug = re.sub(r"[^a-z0-9]+", "_", (label or "").lower()).strip("_")[:24].strip("_")
+        name = f"other_{slug}" if slug else "other"
+    taken = set(taken)
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    return candidate
+
+
+def group_of(name: str, taxonomy: Iterable[str]) -> str | None:
+    """The name in ``taxonomy`` that ``name`` belongs to (itself, or its coarse group)."""
+    taxonomy = tuple(taxonomy)
+    if name in taxonomy:
+        return name
+    for coarse, members in GROUPS.items():
+        if name in members and coarse in taxonomy:
+            return coarse
+    if name.startswith("other") and "instrumental" in taxonomy:
+        return "instrumental"
+    return None
+
+
+def taxonomy_of(names: Iterable[str]) -> tuple[str, ...]:
+    """``TWELVE_STEMS`` or ``TWO_STEMS`` if ``names`` fit in one of them, else the names as given."""
+    names = tuple(names)
+    if set(names) <= set(TWO_STEMS) and "instrumental" in names:
+        return TWO_STEMS
+    if set(names) <= set(TWELVE_STEMS):
+        return TWELVE_STEMS
+    return names
+
+
+def finest_common(*name_sets: Iterable[str]) -> tuple[str, ...]:
+    """The finest taxonomy every set can be mapped onto: 12 stems if all are 12-stem, else 2.
+
+    >>> finest_common(["vocals", "drums", "bass"], ["vocals", "instrumental"])
+    ('vocals', 'instrumental')
+    """
+    taxonomies = [taxonomy_of(names) for names in name_sets]
+    if all(t == TWELVE_STEMS for t in taxonomies):
+        return TWELVE_STEMS
+    return TWO_STEMS
