@@ -28,6 +28,8 @@ DEFAULTS = {
     "suno_cdn_url": "https://cdn1.suno.ai",
     "poll_interval": 5.0,
     "job_timeout": 1800.0,
+    "retry_delay": 0.5,
+    "http_timeout": 30.0,
 }
 
 # field name -> environment variable
@@ -40,6 +42,8 @@ ENV_NAMES = {
     "cache_dir": "STEMLAB_CACHE_DIR",
     "poll_interval": "STEMLAB_POLL_INTERVAL",
     "job_timeout": "STEMLAB_JOB_TIMEOUT",
+    "retry_delay": "STEMLAB_RETRY_DELAY",
+    "http_timeout": "STEMLAB_HTTP_TIMEOUT",
 }
 
 
@@ -111,7 +115,12 @@ def _default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything stemlab needs to reach providers and the cache. Build with :meth:`resolve`."""
+    """Everything stemlab needs to reach providers and the cache. Build with :meth:`resolve`.
+
+    ``poll_interval`` is the pause between polls of a job, ``job_timeout`` the longest a fetch
+    waits for a job, ``retry_delay`` the first pause before a retry (it doubles each time),
+    ``http_timeout`` the longest wait for any one HTTP answer; all in seconds.
+    """
 
     cqtai_url: str = DEFAULTS["cqtai_url"]
     apiframe_url: str = DEFAULTS["apiframe_url"]
@@ -121,6 +130,8 @@ class Settings:
     cache_dir: Path = field(default_factory=_default_cache_dir)
     poll_interval: float = DEFAULTS["poll_interval"]
     job_timeout: float = DEFAULTS["job_timeout"]
+    retry_delay: float = DEFAULTS["retry_delay"]
+    http_timeout: float = DEFAULTS["http_timeout"]
 
     @classmethod
     def resolve(cls, *, environ: Mapping[str, str] | None = None, dotenv: str | os.PathLike | None = ".env",
@@ -155,7 +166,7 @@ class Settings:
                 clean[name] = str(value).rstrip("/")
             elif name == "cache_dir":
                 clean[name] = Path(value).expanduser()
-            elif name in ("poll_interval", "job_timeout"):
+            elif name in ("poll_interval", "job_timeout", "retry_delay", "http_timeout"):
                 try:
                     number = float(value)
                 except (TypeError, ValueError):

@@ -28,6 +28,7 @@ __all__ = [
     "ProtocolError",
     "JobFailedError",
     "JobTimeoutError",
+    "SubmitUncertainError",
     "NetworkError",
     "DownloadError",
     "DecodeError",
@@ -112,6 +113,13 @@ class JobFailedError(ProviderError):
 
 class JobTimeoutError(ProviderError):
     """A job did not finish within the overall job timeout. Fetching again resumes it."""
+
+
+class SubmitUncertainError(ProviderError):
+    """A submit was sent but no answer came back: the job may exist, and may have been charged.
+
+    stemlab never repeats such a submit on its own; ``force=True`` does, at the user's word.
+    """
 
 
 class NetworkError(StemlabError):

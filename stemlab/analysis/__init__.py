@@ -1,0 +1,1 @@
+"""Analysis: plain results computed from StemSets (recombination checks, metrics, comparisons)."""

@@ -1,0 +1,148 @@
+"""The HTTP layer: one httpx client, a URL policy, and retries that never pay twice.
+
+Two retry rules, because a submit costs credits and a poll does not:
+
+* :func:`retrying` with ``sent_is_safe=True`` (polls, downloads): retry on network errors,
+  timeouts, 5xx and 429, with exponential backoff (``Retry-After`` honoured).
+* ``sent_is_safe=False`` (submits): retry only when the provider clearly did not accept the
+  request: a 429 or 5xx *answer*, or a connection that was never established. A request that
+  was sent but got no answer raises :class:`SubmitUncertainError` at once and is never repeated.
+
+>>> policy = RetryPolicy(attempts=3, base_delay=0.0)
+>>> calls = []
+>>> def flaky():
+...     calls.append(1)
+...     if len(calls) < 3:
+...         raise ProviderServerError("try later")
+...     return "ok"
+>>> retrying(flaky, policy=policy, sent_is_safe=False)
+'ok'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import (NetworkError, ProtocolError, ProviderServerError, RateLimitError, SubmitUncertainError,
+                     UsageError)
+
+__all__ = ["RetryPolicy", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
+
+T = TypeVar("T")
+
+USER_AGENT = "stemlab/0.1 (+https://github.com/stemlab)"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry. Delays double from ``base_delay`` up to ``max_delay``."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    jitter: float = 0.1
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay * 4)
+        delay = min(self.base_delay * (2 ** attempt), self.max_delay)
+        return delay * (1 + self.jitter * random.random())
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost``, ``127.0.0.0/8`` and ``::1``."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, what: str = "URL") -> str:
+    """Return ``url`` if it is https, or http on a loopback host; else raise :class:`UsageError`.
+
+    >>> check_url("http://127.0.0.1:8765/x.mp3")
+    'http://127.0.0.1:8765/x.mp3'
+    >>> check_url("http://cdn.example.com/x.mp3")
+    Traceback (most recent call last):
+    ...
+    stemlab.errors.UsageError: refusing plain-http URL http://cdn.example.com/x.mp3 (only https, or http on 127.0.0.1/localhost)
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and is_loopback(parts.hostname):
+        return url
+    if parts.scheme == "http":
+        raise UsageError(f"refusing plain-http URL {url} (only https, or http on 127.0.0.1/localhost)")
+    raise UsageError(f"refusing {what} {url!r}: only https URLs are accepted")
+
+
+def new_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+               transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """One client for a whole fetch: connection reuse, timeouts always set, no redirects to http."""
+    return httpx.Client(timeout=timeout, transport=transport, follow_redirects=True,
+                        headers={"User-Agent": USER_AGENT},
+                        limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+
+def _never_connected(exc: Exception) -> bool:
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
+def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), sent_is_safe: bool,
+             sleep: Callable[[float], None] = time.sleep, what: str = "request") -> T:
+    """Call ``attempt()`` until it succeeds, following the two retry rules above.
+
+    Retries :class:`RateLimitError` and :class:`ProviderServerError` (provider answers), and
+    network failures when ``sent_is_safe``; when not, a sent request with no answer raises
+    :class:`SubmitUncertainError`. Malformed answers (:class:`ProtocolError`) are retried only when
+    ``sent_is_safe``. After the last attempt the last error is raised (network errors as
+    :class:`NetworkError`).
+    """
+    last: Exception | None = None
+    for n in range(policy.attempts):
+        retry_after = None
+        try:
+            return attempt()
+        except RateLimitError as exc:
+            last, retry_after = exc, exc.retry_after
+        except ProviderServerError as exc:
+            last = exc
+        except ProtocolError as exc:
+            if not sent_is_safe:
+                raise
+            last = exc
+        except httpx.TransportError as exc:
+            if not sent_is_safe and not _never_connected(exc):
+                raise SubmitUncertainError(f"{what} was sent but no answer came back ({type(exc).__name__})") from None
+            last = NetworkError(f"{what} failed: {type(exc).__name__}: {exc or 'no detail'}")
+        if n + 1 < policy.attempts:
+            sleep(policy.delay(n, retry_after))
+    assert last is not None
+    raise last
+
+
+def json_of(response: httpx.Response, *, provider: str) -> dict:
+    """The response body as a JSON object, or :class:`ProtocolError` quoting its start."""
+    try:
+        body = response.json()
+    except ValueError:
+        snippet = response.text[:80].replace("\n", " ")
+        raise ProtocolError(f"{provider} answered HTTP {response.status_code} with something that is not JSON: "
+                            f"{snippet!r}", provider=provider, status=response.status_code) from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"{provider} answered with JSON that is not an object", provider=provider,
+                            status=response.status_code)
+    return body

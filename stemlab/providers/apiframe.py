@@ -1,0 +1,245 @@
+"""Apiframe's Suno ``stems`` action: vocals and instrumental of one track of a Suno job.
+
+Documented API (https://apiframe.ai/docs/actions/suno/stems): ``POST /v2/music/suno/action``
+with ``{parentJobId, action: "stems", index | trackId, webhookUrl?, webhookEvents?}`` and
+``X-API-Key``, answered ``202 {jobId}``; poll ``GET /v2/jobs/{id}``: QUEUED -> PROCESSING
+(``progress``) -> COMPLETED (``result.tracks``: ids ``vocals`` and ``instrumental``) | FAILED
+(``error``). The source track is the parent job's ``result.tracks[index-1]`` (or the track whose
+``id`` is the trackId).
+
+>>> ApiframeRequest("a1b2", index=1).cache_key
+'apiframe-a1b2-i1'
+>>> ApiframeRequest("a1b2", index=1, track_id="x")
+Traceback (most recent call last):
+...
+stemlab.errors.UsageError: apiframe stems: pass exactly one of index (1 or 2) and track_id
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+from ..cache import safe_component
+from ..config import Secret
+from ..errors import ProtocolError, UsageError
+from ..http import RetryPolicy, check_url, json_of, retrying
+from ..taxonomy import canonical_name, safe_name
+from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
+
+__all__ = ["ApiframeRequest", "ApiframeClient", "verify_webhook_signature", "WEBHOOK_EVENTS"]
+
+PROVIDER = "apiframe"
+WEBHOOK_EVENTS = ("progress", "completed", "failed")
+
+HINTS = {
+    400: "Apiframe refused the request as invalid",
+    401: "Apiframe rejected the API key; check APIFRAME_API_KEY (keys start with afk_)",
+    402: "not enough Apiframe credits; top up, then fetch again",
+    403: "the Apiframe API key is inactive; activate it in the Apiframe dashboard",
+    404: "Apiframe does not know this job; check the parent job id",
+    409: ("a stems job cannot be the parent of another action: pass the id of the original Suno "
+          "generation job as parent_job_id"),
+    429: "Apiframe is rate-limiting; wait a little and fetch again",
+}
+
+
+@dataclass(frozen=True)
+class ApiframeRequest:
+    """A stems split of one track of an Apiframe Suno job: ``index`` (1 or 2) or ``track_id``."""
+
+    parent_job_id: str
+    index: int | None = None
+    track_id: str | None = None
+    webhook_url: str | None = None
+    webhook_events: tuple[str, ...] = ()
+
+    provider = PROVIDER
+
+    def __post_init__(self):
+        if not isinstance(self.parent_job_id, str) or not self.parent_job_id.strip():
+            raise UsageError("apiframe needs the parent job id: fetch('apiframe', parent_job_id=..., index=1)")
+        if any(c in self.parent_job_id for c in "/?#\\ "):
+            raise UsageError(f"{self.parent_job_id!r} is not an Apiframe job id")
+        if (self.index is None) == (self.track_id is None or self.track_id == ""):
+            raise UsageError("apiframe stems: pass exactly one of index (1 or 2) and track_id")
+        if self.index is not None and (isinstance(self.index, bool) or self.index not in (1, 2)):
+            raise UsageError(f"apiframe stems: index must be 1 or 2, not {self.index!r}")
+        if self.webhook_url is not None and not str(self.webhook_url).startswith("https://"):
+            raise UsageError(f"apiframe webhook_url must be an https URL, not {self.webhook_url!r}")
+        events = tuple(self.webhook_events or ())
+        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise UsageError(f"apiframe webhook events must be among {', '.join(WEBHOOK_EVENTS)}; "
+                             f"got {', '.join(map(str, unknown))}")
+        if events and self.webhook_url is None:
+            raise UsageError("apiframe webhook events need a webhook_url")
+        object.__setattr__(self, "webhook_events", events)
+
+    @property
+    def cache_key(self) -> str:
+        which = f"i{self.index}" if self.index is not None else f"t-{safe_component(self.track_id)}"
+        return f"apiframe-{safe_component(self.parent_job_id)}-{which}"
+
+    def body(self) -> dict:
+        body: dict[str, Any] = {"parentJobId": self.parent_job_id, "action": "stems"}
+        if self.index is not None:
+            body["index"] = self.index
+        else:
+            body["trackId"] = self.track_id
+        if self.webhook_url:
+            body["webhookUrl"] = self.webhook_url
+        if self.webhook_events:
+            body["webhookEvents"] = list(self.webhook_events)
+        return body
+
+    def describe(self) -> dict:
+        """The request as recorded in the manifest."""
+        return {"provider": PROVIDER, "action": "stems", "parent_job_id": self.parent_job_id,
+                "index": self.index, "track_id": self.track_id}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+class ApiframeClient:
+    """Talks to Apiframe v2. One instance per fetch; the httpx client is owned by the caller."""
+
+    def __init__(self, http: httpx.Client, *, base_url: str, api_key: Secret | None,
+                 policy: RetryPolicy = RetryPolicy()):
+        self.http = http
+        self.base_url = check_url(base_url, what="Apiframe URL")
+        self._key = api_key
+        self.policy = policy
+
+    def _headers(self) -> dict:
+        if not self._key:
+            raise UsageError("no apiframe API key: pass api_key=... or set APIFRAME_API_KEY (environment or .env)")
+        return {"X-API-Key": self._key.reveal()}
+
+    def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
+        if response.status_code >= 400:
+            try:
+                words = words_of(response.json(), "error", "message", "msg")
+            except ValueError:
+                words = ""
+            status = response.status_code
+            hint = HINTS.get(status) or ("Apiframe failed on its side; fetch again later" if status >= 500
+                                         else "see https://apiframe.ai/docs")
+            raise provider_error(PROVIDER, status, words, hint=hint, job_id=job_id,
+                                 retry_after=_retry_after(response))
+        return json_of(response, provider=PROVIDER)
+
+    def submit(self, request: ApiframeRequest) -> str:
+        """Start the split and return Apiframe's job id (retried only on a 429/5xx answer)."""
+        headers = self._headers()
+
+        def attempt():
+            response = self.http.post(f"{self.base_url}/v2/music/suno/action", json=request.body(), headers=headers)
+            job_id = self._read(response).get("jobId")
+            if not isinstance(job_id, str) or not job_id:
+                raise ProtocolError("Apiframe accepted the stems action but sent no jobId", provider=PROVIDER)
+            return job_id
+
+        return retrying(attempt, policy=self.policy, sent_is_safe=False, what="the Apiframe submit")
+
+    def job(self, job_id: str) -> dict:
+        """``GET /v2/jobs/{id}``, retried with backoff (honouring ``Retry-After``)."""
+        headers = self._headers()
+
+        def attempt():
+            response = self.http.get(f"{self.base_url}/v2/jobs/{job_id}", headers=headers)
+            return self._read(response, job_id=job_id)
+
+        return retrying(attempt, policy=self.policy, sent_is_safe=True, what="the Apiframe poll")
+
+    def poll(self, job_id: str) -> JobStatus:
+        body = self.job(job_id)
+        status = str(body.get("status") or "").upper()
+        progress = body.get("progress")
+        progress = float(progress) if isinstance(progress, (int, float)) else None
+        if status == "FAILED":
+            return JobStatus("failed", error=words_of(body, "error", "message") or "no reason given", raw=body)
+        if status != "COMPLETED":
+            return JobStatus("running", progress=progress, raw=body)
+        stems = tuple(self._stem_of(track, i) for i, track in enumerate(_tracks(body, job_id)))
+        named = []
+        for stem in stems:  # make names unique without trusting provider text
+            named.append(StemRef(safe_name(stem.label, taken=[s.name for s in named]) if stem.name is None
+                                 else stem.name, stem.label, stem.url, stem.duration))
+        return JobStatus("done", progress=100.0, stems=tuple(named), raw=body)
+
+    @staticmethod
+    def _stem_of(track: Mapping, i: int) -> StemRef:
+        label = str(track.get("id") or track.get("title") or f"track {i + 1}")
+        name = canonical_name(label) or canonical_name(track.get("title"))
+        url = track.get("audioUrl") or track.get("audio_url")
+        if not url:
+            raise ProtocolError(f"Apiframe track {label!r} has no audioUrl", provider=PROVIDER)
+        duration = track.get("duration")
+        return StemRef(name=name, label=label, url=str(url),
+                       duration=float(duration) if isinstance(duration, (int, float)) else None)
+
+    def source(self, request: ApiframeRequest) -> SourceRef:
+        """The parent job's track that was split: ``tracks[index-1]`` or the track with ``trackId``."""
+        tracks = _tracks(self.job(request.parent_job_id), request.parent_job_id)
+        if request.index is not None:
+            if request.index > len(tracks):
+                raise UsageError(f"parent job {request.parent_job_id} has {len(tracks)} track(s); "
+                                 f"index {request.index} does not exist")
+            track = tracks[request.index - 1]
+        else:
+            track = next((t for t in tracks if str(t.get("id")) == request.track_id), None)
+            if track is None:
+                raise UsageError(f"parent job {request.parent_job_id} has no track {request.track_id!r}")
+        url = track.get("audioUrl") or track.get("audio_url")
+        if not url:
+            raise ProtocolError(f"Apiframe job {request.parent_job_id}: the track has no audioUrl", provider=PROVIDER)
+        duration = track.get("duration")
+        return SourceRef(url=str(url), duration=float(duration) if isinstance(duration, (int, float)) else None)
+
+
+def _tracks(body: Mapping, job_id: str) -> list[Mapping]:
+    """``result.tracks`` (current docs) or ``result`` as a list; anything else is a ProtocolError."""
+    result = body.get("result")
+    tracks = result.get("tracks") if isinstance(result, Mapping) else result
+    if not isinstance(tracks, list) or not tracks or not all(isinstance(t, Mapping) for t in tracks):
+        shape = type(result).__name__
+        raise ProtocolError(f"Apiframe job {job_id} is complete but its result ({shape}) holds no tracks",
+                            provider=PROVIDER, job_id=job_id)
+    return tracks
+
+
+def verify_webhook_signature(body: bytes, signature: str, api_key: str | Secret) -> bool:
+    """True if ``signature`` (the ``X-Webhook-Signature`` header) signs the raw ``body``.
+
+    Apiframe signs the raw JSON body with HMAC-SHA256, keyed with the SHA-256 of the API key.
+    The docs do not say whether the key hash is used as raw bytes or as hex text, nor whether the
+    signature is hex or base64, so every combination is accepted; comparison is constant-time.
+
+    >>> import hashlib, hmac
+    >>> key, body = "afk_test", b'{"event":"completed"}'
+    >>> sig = hmac.new(hashlib.sha256(key.encode()).digest(), body, hashlib.sha256).hexdigest()
+    >>> verify_webhook_signature(body, sig, key), verify_webhook_signature(body + b" ", sig, key)
+    (True, False)
+    """
+    key = api_key.reveal() if isinstance(api_key, Secret) else str(api_key)
+    signature = (signature or "").strip()
+    if signature.lower().startswith("sha256="):
+        signature = signature[7:]
+    key_hash = hashlib.sha256(key.encode("utf-8"))
+    ok = False
+    for secret in (key_hash.digest(), key_hash.hexdigest().encode("ascii")):
+        mac = hmac.new(secret, body, hashlib.sha256).digest()
+        for expected, given in ((mac.hex(), signature.lower()), (base64.b64encode(mac).decode("ascii"), signature)):
+            ok |= hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
+    return ok

@@ -1,0 +1,184 @@
+"""CQTAI's Suno stem tasks: ``gen_stem_all`` (12 stems) and ``gen_stem_two`` (2 stems).
+
+Documented API (https://www.cqtai.com/docs/suno): submit ``POST /api/cqt/generator/suno`` with
+``{"task", "clipId"}`` and ``Authorization: Bearer <key>``, answered ``{"code":200,"data":"<taskId>"}``;
+poll ``GET /api/cqt/info/suno?id=<taskId>``. Errors arrive as the HTTP status *or* the body's
+``code`` (401, 402, 429, 451, 500); both are read. The docs say ``succeeded`` in examples and
+``success`` in prose, so both mean done; ``failed`` or a non-empty ``errorMsg`` means failed; any
+other status means still running. The result's order is not guaranteed: each clip is named from
+``metadata.stem_type_group_name`` or, failing that, from the title's trailing ``(...)``.
+
+>>> CqtaiRequest("05d72140", two=True).cache_key
+'cqtai-2-05d72140'
+>>> CqtaiRequest("05d72140").body()
+{'task': 'gen_stem_all', 'clipId': '05d72140'}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import httpx
+
+from ..cache import safe_component
+from ..config import Secret
+from ..errors import ProtocolError, UsageError
+from ..http import RetryPolicy, check_url, json_of, retrying
+from ..taxonomy import label_from_title, safe_name
+from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
+
+__all__ = ["CqtaiRequest", "CqtaiClient"]
+
+PROVIDER = "cqtai"
+DONE = {"succeeded", "success"}
+FAILED = {"failed", "fail", "error"}
+
+HINTS = {
+    401: "CQTAI rejected the API key; check CQTAI_API_KEY (it may be invalid or disabled)",
+    402: "not enough CQTAI credits; recharge in the CQTAI console, then fetch again",
+    429: "CQTAI's task limit is reached (too many running tasks); wait for them to finish, then fetch again",
+    451: "CQTAI refused the content (moderation); this clip cannot be split",
+    500: "CQTAI failed or timed out on its side; fetch again later",
+}
+
+
+@dataclass(frozen=True)
+class CqtaiRequest:
+    """A stem split of one Suno clip: 12 stems, or 2 with ``two=True``."""
+
+    clip_id: str
+    two: bool = False
+
+    provider = PROVIDER
+
+    def __post_init__(self):
+        if not isinstance(self.clip_id, str) or not self.clip_id.strip():
+            raise UsageError("cqtai needs a clip id: fetch('cqtai', clip_id='<Suno clip id>')")
+        if any(c in self.clip_id for c in "/?#\\ ") or len(self.clip_id) > 128:
+            raise UsageError(f"{self.clip_id!r} is not a Suno clip id (expected something like "
+                             f"05d72140-38f5-4eb4-bdaa-a6e0d1c1167e)")
+
+    @property
+    def task(self) -> str:
+        return "gen_stem_two" if self.two else "gen_stem_all"
+
+    @property
+    def cache_key(self) -> str:
+        return f"cqtai-{2 if self.two else 12}-{safe_component(self.clip_id)}"
+
+    def body(self) -> dict:
+        return {"task": self.task, "clipId": self.clip_id}
+
+    def describe(self) -> dict:
+        """The request as recorded in the manifest."""
+        return {"provider": PROVIDER, "task": self.task, "clip_id": self.clip_id}
+
+
+class CqtaiClient:
+    """Talks to CQTAI. One instance per fetch; the httpx client is shared and owned by the caller."""
+
+    def __init__(self, http: httpx.Client, *, base_url: str, cdn_url: str, api_key: Secret | None,
+                 policy: RetryPolicy = RetryPolicy()):
+        self.http = http
+        self.base_url = check_url(base_url, what="CQTAI URL")
+        self.cdn_url = check_url(cdn_url, what="Suno CDN URL")
+        self._key = api_key
+        self.policy = policy
+
+    def _headers(self) -> dict:
+        if not self._key:
+            raise UsageError("no cqtai API key: pass api_key=... or set CQTAI_API_KEY (environment or .env)")
+        return {"Authorization": f"Bearer {self._key.reveal()}"}
+
+    def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
+        """The body of a successful answer, or the typed error for a failed one (either form)."""
+        try:
+            body = json_of(response, provider=PROVIDER)
+        except ProtocolError:
+            if response.status_code >= 400:  # an error page: the status is the message
+                raise self._error(response.status_code, "", response, job_id) from None
+            raise
+        code = body.get("code", 200)
+        try:
+            code = int(code)
+        except (TypeError, ValueError):
+            code = 200
+        if response.status_code >= 400 or code != 200:
+            status = code if code != 200 else response.status_code
+            raise self._error(status, words_of(body, "msg", "errorMsg", "error", "message"), response, job_id)
+        return body
+
+    @staticmethod
+    def _error(status: int, words: str, response: httpx.Response, job_id: str | None):
+        retry_after = response.headers.get("Retry-After")
+        hint = HINTS.get(status) or (HINTS[500] if status >= 500 else "see https://www.cqtai.com/docs/suno (Common Errors)")
+        return provider_error(PROVIDER, status, words, hint=hint, job_id=job_id,
+                              retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
+
+    def submit(self, request: CqtaiRequest) -> str:
+        """Start the split and return CQTAI's task id (retried only on a 429/5xx answer)."""
+        headers = self._headers()
+
+        def attempt():
+            response = self.http.post(f"{self.base_url}/api/cqt/generator/suno", json=request.body(),
+                                      headers=headers)
+            data = self._read(response).get("data")
+            if isinstance(data, Mapping):
+                data = data.get("taskId") or data.get("id")
+            if not isinstance(data, str) or not data:
+                raise ProtocolError("CQTAI accepted the task but sent no task id in 'data'", provider=PROVIDER)
+            return data
+
+        return retrying(attempt, policy=self.policy, sent_is_safe=False, what="the CQTAI submit")
+
+    def poll(self, job_id: str) -> JobStatus:
+        """One look at the task (retried with backoff on network errors, 429 and 5xx)."""
+        headers = self._headers()
+
+        def attempt():
+            response = self.http.get(f"{self.base_url}/api/cqt/info/suno", params={"id": job_id}, headers=headers)
+            return self._read(response, job_id=job_id)
+
+        body = retrying(attempt, policy=self.policy, sent_is_safe=True, what="the CQTAI poll")
+        data = body.get("data")
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"CQTAI's answer for task {job_id} has no 'data' object", provider=PROVIDER,
+                                job_id=job_id)
+        return self._status_of(data, body, job_id)
+
+    def _status_of(self, data: Mapping, body: dict, job_id: str) -> JobStatus:
+        status = str(data.get("status") or "").strip().lower()
+        error = words_of(data, "errorMsg", "msg", "error") or ""
+        if status in FAILED or error:
+            words = error or words_of(body, "msg", "error") or "no reason given"
+            return JobStatus("failed", error=words, raw=body)
+        if status not in DONE:
+            return JobStatus("running", raw=body)
+        stems = self._stems_of(data.get("result"), job_id)
+        if stems is None:  # "succeeded" but the clips are still streaming
+            return JobStatus("running", raw=body)
+        return JobStatus("done", progress=100.0, stems=stems, raw=body)
+
+    def _stems_of(self, result: Any, job_id: str) -> tuple[StemRef, ...] | None:
+        if not isinstance(result, list) or not result:
+            raise ProtocolError(f"CQTAI says task {job_id} succeeded but its result holds no stems",
+                                provider=PROVIDER, job_id=job_id)
+        stems: list[StemRef] = []
+        for clip in result:
+            if not isinstance(clip, Mapping):
+                raise ProtocolError(f"CQTAI task {job_id}: a result entry is not an object", provider=PROVIDER)
+            url = clip.get("audio_url") or clip.get("audioUrl")
+            if not url or "audiopipe" in str(url):
+                return None
+            metadata = clip.get("metadata") if isinstance(clip.get("metadata"), Mapping) else {}
+            label = (metadata.get("stem_type_group_name") or label_from_title(clip.get("title"))
+                     or str(clip.get("title") or "").strip() or f"stem {len(stems) + 1}")
+            duration = metadata.get("duration", clip.get("duration"))
+            stems.append(StemRef(name=safe_name(label, taken=[s.name for s in stems]), label=str(label),
+                                 url=str(url), duration=float(duration) if duration is not None else None))
+        return tuple(stems)
+
+    def source(self, request: CqtaiRequest) -> SourceRef:
+        """The clip's own audio: ``<STEMLAB_SUNO_CDN_URL>/<clipId>.mp3`` (duration measured later)."""
+        return SourceRef(url=f"{self.cdn_url}/{request.clip_id}.mp3")

@@ -1,0 +1,335 @@
+"""``StemSet``: the one object everything else takes. It loads lazily and holds no widget state.
+
+>>> s = StemSet.open("~/.cache/stemlab/sets/cqtai-12-05d72140")      # doctest: +SKIP
+>>> s.names                                                          # doctest: +SKIP
+['vocals', 'backing_vocals', 'drums', ...]
+>>> s["drums"].audio.shape, s.sr                                     # doctest: +SKIP
+((2, 7938000), 44100)
+
+A set folder is either a cache set (with ``manifest.json``) or any folder of audio files named
+``<stem>.<ext>`` (wav, flac, ogg, mp3), where ``source.*`` or ``mixture.*`` is the source.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from .audio import AudioInfo, decode_cached, probe
+from .errors import CacheError, UsageError
+from .taxonomy import TWELVE_STEMS, TWO_STEMS, canonical_name, safe_name
+
+__all__ = ["Stem", "StemSet", "AUDIO_EXTENSIONS", "REPR_EMBED_LIMIT"]
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+SOURCE_NAMES = ("source", "mixture", "mix")
+REPR_EMBED_LIMIT = 16 * 1024 * 1024  # bytes of MP3 a StemSet's notebook repr embeds at most
+
+
+class Stem:
+    """One audio track of a :class:`StemSet` (a stem, or the source).
+
+    ``audio`` is a read-only float32 ``(channels, samples)`` array at the set's ``sr``, decoded
+    once and then memory-mapped from the set's ``derived/`` folder.
+    """
+
+    def __init__(self, owner: "StemSet", name: str, path: Path, *, label: str | None = None,
+                 stated_duration: float | None = None, sha256: str | None = None):
+        self._owner = owner
+        self.name = name
+        self.path = Path(path)
+        self.label = label or name
+        self.stated_duration = stated_duration
+        self._sha256 = sha256
+        self._audio: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"<Stem {self.name!r} {self.duration:.2f} s from {self.path.name}>"
+
+    @cached_property
+    def info(self) -> AudioInfo:
+        """Header facts (rate, channels, true frame count) without decoding."""
+        return probe(self.path)
+
+    @property
+    def sr(self) -> int:
+        return self._owner.sr
+
+    @property
+    def duration(self) -> float:
+        """The decoded length in seconds (from a header read and frame scan; no decode)."""
+        return self.info.duration
+
+    @cached_property
+    def token(self) -> str:
+        """Identifies this file's content for derived-data file names."""
+        if self._sha256:
+            return self._sha256[:16]
+        stat = self.path.stat()
+        return hashlib.sha256(f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+    def derived_path(self, kind: str, suffix: str) -> Path:
+        """A file in the set's derived folder that belongs to this stem's current content."""
+        return self._owner.derived_dir / f"{self.name}.{self.token}.{kind}{suffix}"
+
+    @property
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            sr, mono = self._owner._target_sr, self._owner.mono
+            kind = f"{sr or 'native'}{'.mono' if mono else ''}"
+            self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono)
+        return self._audio
+
+    def mp3_bytes(self) -> bytes:
+        """The stem as MP3 bytes: the cached file itself, or an MP3 encoded once into ``derived/``."""
+        if self.path.suffix.lower() == ".mp3":
+            return self.path.read_bytes()
+        target = self.derived_path("player", ".mp3")
+        if not target.exists():
+            from .encode import write_mp3
+
+            write_mp3(target, np.asarray(self.audio), self.sr)
+        return target.read_bytes()
+
+    def _repr_html_(self) -> str:
+        return _player_html(self.mp3_bytes(), title=self.name)
+
+
+def _player_html(data: bytes, *, title: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<audio controls preload="none" title="{html.escape(title)}" style="height:28px;width:260px" '
+            f'src="data:audio/mpeg;base64,{encoded}"></audio>')
+
+
+class StemSet:
+    """A set of stems, the source track they were split from, and where they came from.
+
+    Build one with :func:`stemlab.fetch`, :func:`stemlab.separate`, :meth:`StemSet.open` or
+    :meth:`StemSet.from_files`. Indexing by canonical name gives a :class:`Stem`.
+
+    Parameters
+    ----------
+    sr : int, optional
+        Rate of every ``.audio`` array. Default: the source's native rate.
+    mono : bool
+        Mix every stem down to one channel.
+    """
+
+    def __init__(self, stems: Mapping[str, Path] | None = None, *, source: Path | None = None,
+                 folder: Path | None = None, manifest: Mapping | None = None, derived_dir: Path | None = None,
+                 sr: int | None = None, mono: bool = False):
+        self.folder = Path(folder) if folder else None
+        self.manifest = dict(manifest or {})
+        self.mono = bool(mono)
+        self._target_sr = sr
+        self._derived_dir = Path(derived_dir) if derived_dir else None
+        records = {s["name"]: s for s in self.manifest.get("stems", [])}
+        self._stems: dict[str, Stem] = {}
+        for name, path in _in_canonical_order(stems or {}).items():
+            record = records.get(name, {})
+            self._stems[name] = Stem(self, name, path, label=record.get("label"),
+                                     stated_duration=record.get("stated_duration"), sha256=record.get("sha256"))
+        src = self.manifest.get("source") or {}
+        self.source: Stem | None = (Stem(self, "source", source, label="source", sha256=src.get("sha256"),
+                                         stated_duration=src.get("stated_duration")) if source else None)
+        if not self._stems:
+            raise UsageError("a stem set needs at least one stem")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False) -> "StemSet":
+        """Open a cache set folder (with ``manifest.json``) or a folder of ``<stem>.<ext>`` files."""
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder")
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.exists():
+            return cls.from_folder(folder, sr=sr, mono=mono)
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise CacheError(f"{manifest_path} is damaged ({exc}); delete {folder} and fetch again") from None
+        stems = {s["name"]: folder / s["path"] for s in manifest.get("stems", [])}
+        missing = [p.name for p in stems.values() if not p.exists()]
+        if missing:
+            raise CacheError(f"{folder} lacks {', '.join(missing)}; delete the folder and fetch again")
+        source = manifest.get("source")
+        source_path = folder / source["path"] if source else None
+        return cls(stems, source=source_path, folder=folder, manifest=manifest, derived_dir=folder / "derived",
+                   sr=sr, mono=mono)
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False) -> "StemSet":
+        """A folder of ``<stem>.<ext>`` files (e.g. Demucs output, a DAW export, a MUSDB18 track)."""
+        folder = Path(folder).expanduser()
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        source = next((p for p in files if p.stem.lower() in SOURCE_NAMES), None)
+        stems: dict[str, Path] = {}
+        for path in files:
+            if path is source:
+                continue
+            stems[safe_name(path.stem, taken=stems)] = path
+        if not stems:
+            raise UsageError(f"{folder} holds no audio files named <stem>.wav/.flac/.ogg/.mp3")
+        from .config import Settings
+
+        digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+        derived = Settings.resolve().cache_dir / "folders" / digest
+        manifest = {"provider": "folder", "job_id": None, "request": {"folder": str(folder.resolve())},
+                    "stems": [{"name": n, "label": p.stem, "path": p.name} for n, p in stems.items()]}
+        return cls(_in_canonical_order(stems), source=source, folder=folder, manifest=manifest,
+                   derived_dir=derived, sr=sr, mono=mono)
+
+    @classmethod
+    def from_files(cls, stems: Mapping[str, str | os.PathLike], *, source: str | os.PathLike | None = None,
+                   sr: int | None = None, mono: bool = False) -> "StemSet":
+        """A set from explicit paths: ``StemSet.from_files({"vocals": "v.wav", ...}, source="mix.wav")``."""
+        paths = {canonical_name(n) or safe_name(n): Path(p) for n, p in stems.items()}
+        for path in [*paths.values(), *([Path(source)] if source else [])]:
+            if not path.is_file():
+                raise UsageError(f"no audio file at {path}")
+        from .config import Settings
+
+        digest = hashlib.sha256("|".join(str(p.resolve()) for p in paths.values()).encode()).hexdigest()[:16]
+        manifest = {"provider": "files", "job_id": None, "request": {},
+                    "stems": [{"name": n, "label": n, "path": str(p)} for n, p in paths.items()]}
+        return cls(_in_canonical_order(paths), source=Path(source) if source else None, manifest=manifest,
+                   derived_dir=Settings.resolve().cache_dir / "folders" / digest, sr=sr, mono=mono)
+
+    def with_options(self, *, sr: int | None = None, mono: bool | None = None) -> "StemSet":
+        """The same set with other ``sr``/``mono`` (decoded arrays are cached per option)."""
+        stems = {n: s.path for n, s in self._stems.items()}
+        return StemSet(stems, source=self.source.path if self.source else None, folder=self.folder,
+                       manifest=self.manifest, derived_dir=self._derived_dir, sr=sr if sr else self._target_sr,
+                       mono=self.mono if mono is None else mono)
+
+    # -- facts --------------------------------------------------------------------------------
+    @property
+    def provider(self) -> str | None:
+        return self.manifest.get("provider")
+
+    @property
+    def job_id(self) -> str | None:
+        return self.manifest.get("job_id")
+
+    @property
+    def request(self) -> dict:
+        return dict(self.manifest.get("request") or {})
+
+    @property
+    def key(self) -> str | None:
+        return self.manifest.get("key") or (self.folder.name if self.folder else None)
+
+    @property
+    def derived_dir(self) -> Path:
+        if self._derived_dir is None:
+            raise CacheError("this stem set has no folder for derived data")
+        return self._derived_dir
+
+    @cached_property
+    def sr(self) -> int:
+        """The rate of every ``.audio``: as asked, else the source's native rate."""
+        if self._target_sr:
+            return int(self._target_sr)
+        reference = self.source or next(iter(self._stems.values()))
+        return reference.info.sr
+
+    @property
+    def duration(self) -> float:
+        """The source's duration, or the longest stem's when there is no source."""
+        if self.source is not None:
+            return self.source.duration
+        return max(s.duration for s in self)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._stems)
+
+    @property
+    def taxonomy(self) -> tuple[str, ...]:
+        names = set(self._stems)
+        if names <= set(TWO_STEMS):
+            return TWO_STEMS
+        return TWELVE_STEMS if names <= set(TWELVE_STEMS) else tuple(self._stems)
+
+    def __getitem__(self, name: str) -> Stem:
+        try:
+            return self._stems[name]
+        except KeyError:
+            if name == "source" and self.source is not None:
+                return self.source
+            raise KeyError(f"no stem {name!r} in this set; it has {', '.join(self._stems)}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._stems
+
+    def __iter__(self) -> Iterator[Stem]:
+        return iter(self._stems.values())
+
+    def __len__(self) -> int:
+        return len(self._stems)
+
+    def __repr__(self) -> str:
+        origin = f"{self.provider} job {self.job_id}" if self.job_id else (self.provider or "files")
+        return f"<StemSet {len(self)} stems ({', '.join(self.names)}) from {origin}>"
+
+    # -- bulk access --------------------------------------------------------------------------
+    def decode_all(self, *, max_workers: int | None = None) -> "StemSet":
+        """Decode (or map) the source and every stem now, in parallel threads. Returns ``self``."""
+        tracks = [*([self.source] if self.source else []), *self]
+        with ThreadPoolExecutor(max_workers=max_workers or min(len(tracks), os.cpu_count() or 2)) as pool:
+            list(pool.map(lambda t: t.audio, tracks))
+        return self
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """``{name: audio}`` for every stem (memory-mapped, so cheap)."""
+        return {stem.name: stem.audio for stem in self}
+
+    def to_dict(self) -> dict:
+        """The facts the CLI's ``fetch --json`` prints."""
+        return {
+            "provider": self.provider,
+            "job_id": self.job_id,
+            "set_dir": str(self.folder) if self.folder else None,
+            "source": ({"path": str(self.source.path), "duration": round(self.source.duration, 6)}
+                       if self.source else None),
+            "stems": [{"name": s.name, "label": s.label, "path": str(s.path), "duration": round(s.duration, 6)}
+                      for s in self],
+        }
+
+    # -- notebook ----------------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        tracks = [*([self.source] if self.source else []), *self]
+        total = sum(t.path.stat().st_size if t.path.suffix.lower() == ".mp3" else t.info.frames * 0.02
+                    for t in tracks)
+        embed = total <= REPR_EMBED_LIMIT
+        rows = []
+        for track in tracks:
+            stated = f"{track.stated_duration:.2f}" if track.stated_duration is not None else ""
+            player = _player_html(track.mp3_bytes(), title=track.name) if embed else ""
+            weight = "font-weight:bold;" if track is self.source else ""
+            rows.append(f"<tr><td style='{weight}text-align:left'>{html.escape(track.name)}</td>"
+                        f"<td style='text-align:left'>{html.escape(str(track.label))}</td>"
+                        f"<td>{track.duration:.2f}</td><td>{stated}</td><td>{player}</td></tr>")
+        note = ("" if embed else f"<p>Players omitted: {total / 1e6:.0f} MB of audio is too much to embed in a "
+                "notebook. Use <code>stemlab.explore(s)</code> to listen.</p>")
+        origin = html.escape(f"{self.provider or 'files'}" + (f" · job {self.job_id}" if self.job_id else ""))
+        return (f"<div><b>StemSet</b> · {len(self)} stems · {origin} · {self.sr} Hz"
+                f"<table><thead><tr><th>stem</th><th>label</th><th>duration (s)</th><th>stated (s)</th>"
+                f"<th>listen</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{note}</div>")
+
+
+def _in_canonical_order(stems: Mapping[str, Path]) -> dict[str, Path]:
+    order: dict[str, int] = {}
+    for name in (*TWELVE_STEMS, *TWO_STEMS):
+        order.setdefault(name, len(order))
+    return dict(sorted(stems.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
