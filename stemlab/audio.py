@@ -164,8 +164,7 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                             shape=(info.channels, info.frames), fortran_order=True)
             _decode_native(path, info, out=out)
-            out.flush()
-            del out
+            del out  # unmapped; the kernel writes the pages back (derived data needs no fsync)
         else:
             np.save(tmp, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
         os.replace(tmp, cache_file)

@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress(args) -> bool:
+    """Progress bars go to stderr, for people: not with --quiet, and not when stderr is a pipe."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
@@ -72,8 +77,7 @@ def _print_json(obj) -> None:
 def _cmd_fetch(args) -> int:
     from .fetch import fetch
 
-    kwargs = dict(force=args.force, progress=not (args.quiet or not sys.stderr.isatty() and args.json),
-                  cache_dir=args.cache_dir)
+    kwargs = dict(force=args.force, progress=_progress(args), cache_dir=args.cache_dir)
     if args.provider == "cqtai":
         s = fetch("cqtai", clip_id=args.clip_id, two=args.two, **kwargs)
     else:
@@ -147,7 +151,7 @@ def _cmd_sandbox(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo.run import run_demo
 
-    return run_demo(cache_dir=args.cache_dir, open_report=args.open, progress=not args.quiet)
+    return run_demo(cache_dir=args.cache_dir, open_report=args.open, progress=_progress(args))
 
 
 COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "ls": _cmd_ls, "sandbox": _cmd_sandbox, "demo": _cmd_demo}

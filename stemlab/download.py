@@ -1,8 +1,13 @@
 """Downloads: concurrent, bounded, resumable, size-capped, atomic.
 
-Each file streams to ``<name>.part`` beside its final path, is checked against the served
-length, and only then renamed: a file with its final name is always complete. A dropped
-connection resumes with a ``Range`` request; anything else that fails removes the part file.
+Files are fetched as byte ranges (``Range`` requests of :data:`SEGMENT` bytes) by one bounded
+pool of threads, so a file larger than a segment downloads over several connections at once:
+CDNs that cap each connection's speed then cost no more than their total bandwidth. A server
+that ignores ``Range`` simply sends the whole file in the first answer.
+
+Each file is written into ``<name>.part`` beside its final path, checked against the size the
+server announced, and only then renamed: a file with its final name is always complete. A
+dropped connection resumes where it stopped; anything else that fails removes the part file.
 
 >>> import httpx
 >>> def serve(request):
@@ -18,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,9 +35,10 @@ import httpx
 from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabError
 from .http import RetryPolicy, check_url, retrying
 
-__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "sha256_of"]
+__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT", "sha256_of"]
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 10-minute 48 kHz stereo 24-bit WAV is ~170 MB; MP3 stems are ~5 MB
+SEGMENT = 1024 * 1024  # bytes per ranged request
 
 
 @dataclass(frozen=True)
@@ -64,94 +71,136 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def download(client: httpx.Client, url: str, dest: Path, *, max_bytes: int = MAX_FILE_BYTES,
-             policy: RetryPolicy = RetryPolicy(), on_bytes: Callable[[int], None] | None = None,
-             on_total: Callable[[int], None] | None = None, cancel: threading.Event | None = None) -> FileRecord:
-    """Download ``url`` to ``dest`` atomically and return its :class:`FileRecord`.
+class _File:
+    """One file in flight: its part file, its announced size, and which bytes have arrived."""
 
-    Parameters
-    ----------
-    max_bytes : int
-        Refuse files larger than this (announced or actual), with :class:`DownloadError`.
-    on_bytes, on_total : callable, optional
-        Progress callbacks: bytes received, and the total size once known.
-    cancel : threading.Event, optional
-        Set by a sibling download that failed; this one then stops and cleans up.
+    def __init__(self, url: str, dest: Path, *, max_bytes: int, cancel: threading.Event,
+                 on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None):
+        self.url = check_url(url)
+        self.dest = Path(dest)
+        self.part = self.dest.with_name(self.dest.name + ".part")
+        self.max_bytes, self.cancel = max_bytes, cancel
+        self.on_bytes, self.on_total = on_bytes, on_total
+        self.total: int | None = None
+        self.received = 0
+        self.lock = threading.Lock()
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.part.unlink(missing_ok=True)
+        self.fd = os.open(self.part, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def announce(self, total: int | None) -> None:
+        if total is not None and total > self.max_bytes:
+            raise DownloadError(f"{self.dest.name} is {total:,} bytes, over the {self.max_bytes:,}-byte cap per file")
+        self.total = total
+        if total is not None and self.on_total:
+            self.on_total(total)
+
+    def write(self, offset: int, chunk: bytes) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled()
+        if offset + len(chunk) > self.max_bytes:
+            raise DownloadError(f"{self.dest.name} exceeded the {self.max_bytes:,}-byte cap per file")
+        os.pwrite(self.fd, chunk, offset)
+        with self.lock:
+            self.received += len(chunk)
+        if self.on_bytes:
+            self.on_bytes(len(chunk))
+
+    def discard(self, nbytes: int) -> None:
+        """Forget ``nbytes`` already counted (the server restarted a stream from byte 0)."""
+        with self.lock:
+            self.received -= nbytes
+        if self.on_bytes:
+            self.on_bytes(-nbytes)
+
+    def finish(self) -> FileRecord:
+        os.close(self.fd)
+        self.fd = -1
+        size = self.part.stat().st_size
+        if self.total is not None and size != self.total:
+            raise DownloadError(f"{self.dest.name}: got {size:,} of {self.total:,} bytes")
+        digest = sha256_of(self.part)
+        os.replace(self.part, self.dest)
+        return FileRecord(path=self.dest, url=self.url, size=size, sha256=digest)
+
+    def abandon(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.part.unlink(missing_ok=True)
+
+
+def _content_range(response: httpx.Response) -> tuple[int, int | None]:
+    """``(start, total)`` from ``Content-Range: bytes start-end/total`` (total None when ``*``)."""
+    match = re.match(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+    if not match:
+        raise httpx.RemoteProtocolError("206 without a readable Content-Range")
+    return int(match.group(1)), (None if match.group(3) == "*" else int(match.group(3)))
+
+
+def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *, first: bool,
+                 policy: RetryPolicy) -> list[tuple[int, int]]:
+    """Fetch bytes ``[start, end]`` of ``f`` (``end`` None: to the end), resuming after drops.
+
+    For the ``first`` range, learn the file's size and return the ranges still to fetch; a
+    server that ignores ``Range`` sends the whole file here and nothing is left.
     """
-    check_url(url)
-    dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
-    state = {"have": 0, "total": None, "hash": hashlib.sha256()}
+    position = start
+    whole_file = False
 
-    def restart(f):
-        f.seek(0)
-        f.truncate()
-        if on_bytes and state["have"]:
-            on_bytes(-state["have"])
-        state.update(have=0, hash=hashlib.sha256())
-
-    def attempt():
-        # identity encoding: byte offsets for Range must be offsets into the file itself
-        headers = {"Accept-Encoding": "identity"}
-        if state["have"]:
-            headers["Range"] = f"bytes={state['have']}-"
-        with client.stream("GET", url, headers=headers) as r, open(part, "r+b" if part.exists() else "wb") as f:
-            f.seek(state["have"])
+    def attempt() -> None:
+        nonlocal position, whole_file
+        stop = "" if end is None else str(end)
+        headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{stop}"}
+        with client.stream("GET", f.url, headers=headers) as r:
             if r.status_code == 429:
-                raise RateLimitError(f"the CDN throttled the download of {dest.name} (429)",
+                raise RateLimitError(f"the CDN throttled the download of {f.dest.name} (429)",
                                      retry_after=_retry_after(r))
             if r.status_code >= 500:
-                raise ProviderServerError(f"the CDN failed to serve {dest.name} (HTTP {r.status_code})",
+                raise ProviderServerError(f"the CDN failed to serve {f.dest.name} (HTTP {r.status_code})",
                                           status=r.status_code)
-            if r.status_code == 206 and state["have"]:
-                total = r.headers.get("Content-Range", "").rpartition("/")[2]
-                start = r.headers.get("Content-Range", "bytes -").split()[-1].split("-")[0]
-                if start != str(state["have"]):
-                    restart(f)
-                    raise httpx.RemoteProtocolError("the server resumed at the wrong offset")
-                state["total"] = int(total) if total.isdigit() else state["total"]
+            if r.status_code == 416 and first and position == 0:  # an empty file
+                f.announce(0)
+                whole_file = True
+                return
+            if r.status_code == 206:
+                served_from, total = _content_range(r)
+                if served_from != position:
+                    raise httpx.RemoteProtocolError("the server answered a different range than asked")
+                if first and f.total is None:
+                    f.announce(total)
             elif r.status_code == 200:
-                if state["have"]:
-                    restart(f)  # the server ignored Range: start over
+                if not first:
+                    raise DownloadError(f"{f.dest.name}: the server stopped honouring Range requests")
+                if position:  # it ignored our resume: start over
+                    f.discard(position)
+                    position = 0
                 length = r.headers.get("Content-Length")
-                state["total"] = int(length) if length and length.isdigit() else None
+                f.announce(int(length) if length and length.isdigit() else None)
+                whole_file = True
             else:
-                raise DownloadError(f"could not download {dest.name}: HTTP {r.status_code} from {url}")
-            if state["total"] is not None:
-                if state["total"] > max_bytes:
-                    raise DownloadError(f"{dest.name} is {state['total']:,} bytes, over the "
-                                        f"{max_bytes:,}-byte cap per file")
-                if on_total and "Range" not in headers:
-                    on_total(state["total"])
+                raise DownloadError(f"could not download {f.dest.name}: HTTP {r.status_code} from {f.url}")
             for chunk in r.iter_bytes():  # no re-chunking: bytes received before a drop are kept
-                if cancel is not None and cancel.is_set():
-                    raise _Cancelled()
-                f.write(chunk)
-                state["hash"].update(chunk)
-                state["have"] += len(chunk)
-                if state["have"] > max_bytes:
-                    raise DownloadError(f"{dest.name} exceeded the {max_bytes:,}-byte cap per file")
-                if on_bytes:
-                    on_bytes(len(chunk))
-        if state["total"] is not None and state["have"] != state["total"]:
-            raise httpx.RemoteProtocolError(f"got {state['have']} of {state['total']} bytes")
+                f.write(position, chunk)
+                position += len(chunk)
+        if whole_file or end is None:
+            expected = f.total
+        else:
+            expected = end + 1 if f.total is None else min(end + 1, f.total)
+        if expected is not None and position < expected:
+            raise httpx.RemoteProtocolError(f"connection closed at byte {position} of {expected}")
 
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part.unlink(missing_ok=True)
-        retrying(attempt, policy=policy, sent_is_safe=True, what=f"download of {dest.name}")
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return FileRecord(path=dest, url=url, size=state["have"], sha256=state["hash"].hexdigest())
+    retrying(attempt, policy=policy, sent_is_safe=True, what=f"download of {f.dest.name}")
+    if not first or whole_file or f.total is None:
+        return []
+    return [(s, min(s + SEGMENT, f.total) - 1) for s in range(position, f.total, SEGMENT)]
 
 
 def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max_workers: int = 16,
                  max_bytes: int = MAX_FILE_BYTES, policy: RetryPolicy = RetryPolicy(),
                  progress: bool = True, desc: str = "download",
                  optional: Sequence[int] = ()) -> list[FileRecord | Exception]:
-    """Download ``(url, dest)`` pairs concurrently (at most ``max_workers`` at once).
+    """Download ``(url, dest)`` pairs concurrently, at most ``max_workers`` requests at once.
 
     Returns the records in the order of ``items``. If one download fails for good, the others
     stop, their part files are removed, and the first error is raised; except for the indices in
@@ -161,26 +210,56 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
     from .progress import byte_bar
 
     cancel = threading.Event()
-    results: dict[int, FileRecord] = {}
-    with byte_bar(desc=desc, enabled=progress) as bar, \
-            ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(items)))) as pool:
-        futures = {pool.submit(download, client, url, Path(dest), max_bytes=max_bytes, policy=policy,
-                               on_bytes=bar.advance, on_total=bar.grow, cancel=cancel): i
-                   for i, (url, dest) in enumerate(items)}
+    results: dict[int, FileRecord | Exception] = {}
+    with byte_bar(desc=desc, enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.grow)
+                 for url, dest in items]
+        outstanding = [0] * len(files)
+        pending: dict[Future, int] = {}
+
+        def start(i: int, begin: int, end: int | None, first: bool) -> None:
+            outstanding[i] += 1
+            pending[pool.submit(_fetch_range, client, files[i], begin, end, first=first, policy=policy)] = i
+
+        for i in range(len(files)):
+            start(i, 0, SEGMENT - 1, True)
         first_error: BaseException | None = None
-        for future in as_completed(futures):
-            try:
-                results[futures[future]] = future.result()
-            except _Cancelled:
-                pass
-            except StemlabError as exc:
-                if futures[future] not in optional:
-                    cancel.set()
-                    first_error = first_error or exc
-                results[futures[future]] = exc
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after siblings stop
-                cancel.set()
-                first_error = first_error or exc
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    outstanding[i] -= 1
+                    if i in results:  # this file already failed
+                        continue
+                    try:
+                        for begin, end in future.result():
+                            start(i, begin, end, False)
+                        if outstanding[i] == 0:
+                            results[i] = files[i].finish()
+                    except _Cancelled:
+                        results[i] = DownloadError("cancelled")
+                    except StemlabError as exc:
+                        results[i] = exc
+                        files[i].abandon()
+                        if i not in optional:
+                            first_error = first_error or exc
+                            cancel.set()
+        except BaseException as exc:  # Ctrl-C included: stop the others, leave nothing partial
+            cancel.set()
+            first_error = exc
+            raise
+        finally:
+            for f in files:
+                if f.fd >= 0:
+                    f.abandon()
     if first_error is not None:
         raise first_error
     return [results[i] for i in range(len(items))]
+
+
+def download(client: httpx.Client, url: str, dest: Path, *, max_bytes: int = MAX_FILE_BYTES,
+             policy: RetryPolicy = RetryPolicy()) -> FileRecord:
+    """Download one ``url`` to ``dest`` atomically (see :func:`download_all`)."""
+    (record,) = download_all(client, [(url, dest)], max_bytes=max_bytes, policy=policy, progress=False)
+    return record

@@ -199,7 +199,7 @@ class _Job:
             while True:
                 status = client.poll(job_id)
                 if status.state != "running":
-                    bar.set(100)
+                    bar.set(100, note=status.state)
                     return status
                 bar.set(status.progress or 0, note="" if status.progress is not None else "running")
                 if time.monotonic() >= deadline:

@@ -1,10 +1,13 @@
 """Downloads: size cap, URL policy, length checks, atomic final names (httpx MockTransport)."""
 
 import hashlib
+import re
+import threading
 
 import httpx
 import pytest
 
+import stemlab.download as download_module
 from stemlab.download import download, download_all
 from stemlab.errors import DownloadError, UsageError
 from stemlab.http import RetryPolicy
@@ -70,7 +73,7 @@ def test_range_is_honoured_and_ignored_range_restarts(tmp_path):
         return httpx.Response(200, content=DATA)  # a server that ignores Range: start over
 
     rec = download(client_for(flaky), "https://cdn.example/a.mp3", tmp_path / "a.mp3", policy=FAST)
-    assert calls == [None, "bytes=5000-"] and rec.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert calls == ["bytes=0-1048575", "bytes=5000-1048575"] and rec.sha256 == hashlib.sha256(DATA).hexdigest()
     assert (tmp_path / "a.mp3").read_bytes() == DATA
 
 
@@ -86,3 +89,42 @@ def test_one_failure_stops_the_rest_and_cleans_up(tmp_path):
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
     optional = download_all(client_for(handler), items, policy=FAST, progress=False, optional=[1])
     assert isinstance(optional[1], DownloadError) and optional[0].size == len(DATA)
+
+
+def ranged_server(data, log, *, drop_once_at=None):
+    """A handler that honours Range like a CDN, optionally dropping one answer part-way."""
+    lock = threading.Lock()
+
+    def handler(request):
+        start, end = re.match(r"bytes=(\d+)-(\d*)", request.headers["Range"]).groups()
+        start, end = int(start), min(int(end) if end else len(data) - 1, len(data) - 1)
+        body = data[start:end + 1]
+        with lock:
+            log.append((start, end))
+            if drop_once_at is not None and start <= drop_once_at[0] <= end and not drop_once_at[1]:
+                drop_once_at[1] = True
+                body = body[:drop_once_at[0] - start]  # the connection dies here
+        return httpx.Response(206, headers={"Content-Range": f"bytes {start}-{end}/{len(data)}",
+                                            "Content-Length": str(end - start + 1)}, stream=httpx.ByteStream(body))
+
+    return handler
+
+
+def test_big_files_arrive_as_parallel_ranges(tmp_path, monkeypatch):
+    monkeypatch.setattr(download_module, "SEGMENT", 10_000)
+    log = []
+    items = [("https://cdn.example/a.mp3", tmp_path / "a.mp3"), ("https://cdn.example/b.mp3", tmp_path / "b.mp3")]
+    records = download_all(client_for(ranged_server(DATA, log, drop_once_at=[25_000, False])), items, policy=FAST,
+                           progress=False)
+    assert [r.sha256 for r in records] == [hashlib.sha256(DATA).hexdigest()] * 2
+    assert (tmp_path / "a.mp3").read_bytes() == DATA and (tmp_path / "b.mp3").read_bytes() == DATA
+    starts = sorted(start for start, _ in log)
+    assert len(log) == 2 * 11 + 1  # 11 segments each, plus one resume after the drop
+    assert 25_000 in starts  # the dropped segment resumed at the byte it stopped at
+
+
+def test_small_file_fits_the_first_range(tmp_path):
+    log = []
+    rec = download(client_for(ranged_server(b"tiny", log)), "https://cdn.example/t.mp3", tmp_path / "t.mp3",
+                   policy=FAST)
+    assert rec.size == 4 and log == [(0, 3)]

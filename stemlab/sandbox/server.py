@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
+from ..config import Secret, Settings
 from .faults import Fault, Faults
 from .jobs import OUTCOMES, ApiframeApi, Book, CqtaiApi, KeyRing, Options, Reply
 from .library import Song, read_library
@@ -270,10 +271,24 @@ class Sandbox:
         self._book = Book(read_library(self.library_dir), self.options)
         self.cqtai = CqtaiApi(self._book, KeyRing(cqtai_key))
         self.apiframe = ApiframeApi(self._book, KeyRing(apiframe_key, apiframe_inactive_keys))
+        self._client_keys = {"cqtai": Secret(cqtai_key or "sk-sandbox"),  # for settings(); never printed
+                             "apiframe": Secret(apiframe_key or "afk_sandbox")}
         self._address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    def settings(self, **overrides: Any):
+        """:class:`stemlab.config.Settings` that point every provider URL and key at this sandbox.
+
+        ``stemlab.fetch("cqtai", clip_id=..., settings=sb.settings())`` uses the sandbox; drop
+        ``settings=`` to use the real provider. ``overrides`` (``cache_dir=``, ``poll_interval=``...)
+        apply on top; the default poll interval is 0.05 s.
+        """
+        values = dict(cqtai_url=self.cqtai_url, apiframe_url=self.apiframe_url, suno_cdn_url=self.suno_cdn_url,
+                      cqtai_api_key=self._client_keys["cqtai"], apiframe_api_key=self._client_keys["apiframe"],
+                      poll_interval=0.05)
+        return Settings.resolve(**{**values, **overrides})
 
     # ------------------------------------------------------------------ life cycle
 

@@ -1,0 +1,118 @@
+"""Fetch pipeline benchmark, 12 stems x 3 min, every figure against a baseline measured in this run.
+
+* cold fetch (submit, poll, download 13 MP3s) from a sandbox capped at 2 MB/s per connection,
+  against a sequential httpx download loop of the same files;
+* warm open (a second ``fetch`` served from the cache, every array mapped), against a
+  ``librosa.load`` loop over the cached MP3s;
+* cold decode (MP3 -> .npy cache, every stem and the source), against a sequential
+  ``soundfile.read`` loop.
+
+Targets: fetch >= 8x, warm open >= 30x, cold decode >= 1.6x. Run: ``python benchmarks/bench_fetch.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import big_library, median_time, verdict  # noqa: E402
+
+from stemlab.config import Settings  # noqa: E402
+from stemlab.fetch import fetch  # noqa: E402
+
+THROTTLE = 2_000_000  # bytes per second per connection
+
+
+@contextlib.contextmanager
+def sandbox_process(library: Path, throttle: float):
+    """The sandbox in a process of its own, like a remote provider: the client's threads and the
+    server's do not share one GIL. Yields its base URL."""
+    script = Path(__file__).resolve().parent / "sandbox_process.py"
+    server = subprocess.Popen([sys.executable, str(script), str(library), str(throttle)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main(repeat: int = 3) -> int:
+    library = big_library()
+    work = Path(tempfile.mkdtemp(prefix="stemlab-bench-"))
+    results = []
+    with sandbox_process(library, THROTTLE) as url:
+        settings = Settings.resolve(cqtai_url=f"{url}/cqtai", suno_cdn_url=f"{url}/suno-cdn", cqtai_api_key="sk-bench",
+                                    poll_interval=0.05)
+        runs = iter(range(1000))
+
+        def cold_fetch():
+            fetch("cqtai", clip_id="big", settings=settings._with({"cache_dir": work / f"cold-{next(runs)}"}),
+                  progress=False)
+
+        cold = median_time(cold_fetch, repeat=repeat)
+        stemset = fetch("cqtai", clip_id="big", settings=settings._with({"cache_dir": work / "warm"}), progress=False)
+        urls = [entry["url"] for entry in stemset.manifest["stems"]] + [stemset.manifest["source"]["url"]]
+        total_mb = sum(e["size"] for e in stemset.manifest["stems"]) / 1e6 + stemset.manifest["source"]["size"] / 1e6
+
+        def sequential_httpx():
+            with httpx.Client() as client:
+                for url in urls:
+                    with client.stream("GET", url) as r, open(work / "seq.mp3", "wb") as f:
+                        for chunk in r.iter_bytes():
+                            f.write(chunk)
+
+        baseline = median_time(sequential_httpx, repeat=repeat)
+        print(f"13 files, {total_mb:.1f} MB, sandbox capped at {THROTTLE / 1e6:.0f} MB/s per connection")
+        results.append(verdict("cold fetch", cold, baseline, "sequential httpx", target=8))
+
+    tracks = [stemset.source, *stemset]
+    derived = stemset.derived_dir
+
+    def cold_decode():
+        stemset.with_options().decode_all()
+
+    decode = median_time(cold_decode, repeat=repeat, setup=lambda: shutil.rmtree(derived, ignore_errors=True))
+
+    def soundfile_loop():
+        import soundfile as sf
+
+        for track in tracks:
+            sf.read(str(track.path), dtype="float32")
+
+    decode_baseline = median_time(soundfile_loop, repeat=repeat)
+    results.append(verdict("cold decode", decode, decode_baseline, "soundfile loop", target=1.6))
+
+    warm_settings = settings._with({"cache_dir": work / "warm"})
+
+    def warm_open():
+        s = fetch("cqtai", clip_id="big", settings=warm_settings, progress=False)
+        for track in [s.source, *s]:
+            np.asarray(track.audio[:, :1])
+
+    warm = median_time(warm_open, repeat=max(repeat, 5))
+
+    def librosa_loop():
+        import librosa
+
+        for track in tracks:
+            librosa.load(str(track.path), sr=None, mono=False)
+
+    import librosa  # noqa: F401 - import cost is not part of the baseline
+
+    warm_baseline = median_time(librosa_loop, repeat=repeat)
+    results.append(verdict("warm open", warm, warm_baseline, "librosa.load loop", target=30))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Run a sandbox in its own process (as a real provider is), printing its URL once it listens.
+
+``python benchmarks/sandbox_process.py LIBRARY [throttle_bytes_per_s]``
+"""
+
+import sys
+
+from stemlab.sandbox import serve
+
+
+def announce(sandbox):
+    print(sandbox.url, flush=True)
+
+
+if __name__ == "__main__":
+    throttle = float(sys.argv[2]) if len(sys.argv) > 2 else None
+    serve(sys.argv[1], port=0, on_ready=announce, polls_to_complete=1, throttle_bytes_per_s=throttle,
+          cqtai_key="sk-bench", apiframe_key="afk_bench")
