@@ -3,7 +3,8 @@
 It measures, against the source:
 
 * each stem's duration delta (``tolerance_s``, default 0.05 s: MP3 framing alone can add up to
-  ~26 ms at 44.1 kHz, so 50 ms separates framing from a truly short or long stem);
+  ~26 ms at 44.1 kHz, so 50 ms separates framing from a truly short or long stem), and its
+  decoded duration against the duration the provider stated, when it stated one;
 * the lag of the stem sum (cross-correlation over ``max_lag_s`` either way);
 * the least-squares gain that best maps the aligned sum onto the source;
 * the residual, source minus the aligned and gained sum, in dB relative to the source.
@@ -50,6 +51,7 @@ class StemCheck:
     ok: bool
     silent: bool
     level_dbfs: float
+    stated_duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -237,9 +239,13 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         ok = abs(delta) <= tolerance_s
         if not ok:
             problems.append(f"{stem.name} is {abs(delta):.3f} s {'longer' if delta > 0 else 'shorter'} than the source")
+        stated = stem.stated_duration
+        if stated is not None and abs(duration - stated) > tolerance_s:
+            ok = False
+            problems.append(f"{stem.name} decodes to {duration:.3f} s but the provider stated {stated:.3f} s")
         n = min(length, audio.shape[1])
         total[:, :n] += _fit_channels(np.asarray(audio[:, :n], dtype=np.float32), channels)
-        rows.append(StemCheck(stem.name, duration, delta, ok, bool(silent), level))
+        rows.append(StemCheck(stem.name, duration, delta, ok, bool(silent), level, stated))
 
     lag = estimate_lag(source, total, max_lag=int(max_lag_s * sr), excerpt=int(excerpt_s * sr))
     aligned = _shift(total, lag, length)

@@ -1,0 +1,37 @@
+"""The built-in demo: the song's true stems, the sandbox library built from them, ``stemlab demo``."""
+
+import io
+
+import numpy as np
+
+from stemlab.demo import demo_song, song_info
+from stemlab.demo.run import run_demo
+from stemlab.taxonomy import TWELVE_STEMS
+
+
+def test_demo_song_is_twelve_true_stems_summing_to_the_source():
+    s = demo_song()
+    info = song_info()
+    assert s.names == list(TWELVE_STEMS) and s.provider == "demo"
+    assert s.duration >= 30 and s.sr == info["sr"]
+    audible = [stem.name for stem in s if np.abs(stem.audio).max() > 0]
+    assert len(audible) >= 7 and {"vocals", "backing_vocals", "drums", "bass", "keyboard"} <= set(audible)
+    assert sorted(set(TWELVE_STEMS) - set(audible)) == sorted(info["silent_stems"])
+    total = sum(np.asarray(stem.audio, dtype=np.float64) for stem in s)
+    assert np.abs(total - s.source.audio).max() < 1e-5  # the mix is the sum (24-bit source file)
+    # lead vocals sit in the centre; backing vocals are spread wide
+    vocals, backing = s["vocals"].audio, s["backing_vocals"].audio
+    assert abs(20 * np.log10(np.std(vocals[0]) / np.std(vocals[1]))) < 1.0  # within 1 dB (stereo reverb)
+    assert np.corrcoef(backing[0], backing[1])[0, 1] < 0.9
+    assert demo_song().folder == s.folder  # the second call only opens it
+
+
+def test_stemlab_demo_fetches_and_checks_through_the_sandbox():
+    out = io.StringIO()
+    assert run_demo(progress=False, out=out) == 0
+    text = out.getvalue()
+    for row in ("cqtai 12 stems", "cqtai 2 stems", "apiframe stems"):
+        line = next(line for line in text.splitlines() if line.startswith(row))
+        assert line.endswith("recombines"), line
+    again = io.StringIO()
+    assert run_demo(progress=False, out=again) == 0  # second run: from the cache
