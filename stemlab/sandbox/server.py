@@ -406,11 +406,14 @@ class Sandbox:
     def _handle(self, handler: _Handler) -> None:
         method, raw_path = handler.command, handler.path
         status: int | None = None
+        recorded = False
         try:
             body = handler.read_body()
             response = self._respond(handler, method, raw_path, body)
             if response is not None:
                 status = response.status
+                self._record(method, raw_path, status)  # before the client can see the answer
+                recorded = True
                 self._send(handler, response, head_only=method == "HEAD")
         except (ConnectionError, OSError):
             handler.close_connection = True
@@ -422,8 +425,12 @@ class Sandbox:
             except OSError:
                 handler.close_connection = True
         finally:
-            with self._book.lock:
-                self._book.requests.append((method, raw_path, status))
+            if not recorded:
+                self._record(method, raw_path, status)
+
+    def _record(self, method: str, raw_path: str, status: int | None) -> None:
+        with self._book.lock:
+            self._book.requests.append((method, raw_path, status))
 
     def _respond(self, handler: _Handler, method: str, raw_path: str, body: bytes) -> Response | None:
         """The response to send (``None``: the connection was closed without one)."""
