@@ -1,9 +1,14 @@
 """Decode audio files to float32 ``(channels, samples)`` arrays, at full length, and cache them.
 
-MP3s are decoded by libsndfile (through soundfile). libsndfile silently truncates a VBR MP3
-that has no Xing/Info frame (it guesses the length from the first frame's bitrate), so every MP3's
-length is checked against a frame scan (miniaudio) and such files are decoded by miniaudio
-instead, at full length.
+MP3s are decoded by miniaudio (dr_mp3), which scans every frame and trims the encoder delay
+and padding a LAME/Xing tag announces. libsndfile (soundfile) is not used for MP3 because of two
+pitfalls measured here with libsndfile 1.2.2: it silently truncates a VBR MP3 that has no
+Xing/Info frame (it guesses the length from the first frame's bitrate), and it returns wrong
+samples around some block boundaries when an MP3 is read in several calls (up to 0.33 off,
+e.g. with 65536-frame blocks). Other formats (wav, flac, ogg) are decoded by libsndfile.
+
+Decoding is streamed block by block, so :func:`decode_cached` writes straight into its ``.npy``
+file without a full-size buffer.
 
 >>> import numpy as np, soundfile as sf, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
@@ -19,6 +24,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -28,73 +34,90 @@ from .errors import DecodeError, UsageError
 __all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "MP3_FRAME"]
 
 MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame
+BLOCK = 1 << 16   # frames decoded per block
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file holds: sample rate, channels, frames, and whether libsndfile under-counts it."""
+    """What a file holds: sample rate, channels, frames (true length), format."""
 
     sr: int
     channels: int
     frames: int
     format: str
-    truncated_by_libsndfile: bool = False
 
     @property
     def duration(self) -> float:
         return self.frames / self.sr
 
 
-def _is_mp3(path: Path, info: sf._SoundFileInfo | None) -> bool:
-    return (info is not None and info.format == "MP3") or path.suffix.lower() == ".mp3"
+def _is_mp3(path: Path) -> bool:
+    if path.suffix.lower() == ".mp3":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Read a file's header (and, for MP3, scan its frames) without decoding it.
+    """Read a file's header (an MP3's frames are scanned, not decoded) without decoding it.
 
     Raises :class:`DecodeError` for a file no decoder can read.
     """
     path = Path(path)
+    if _is_mp3(path):
+        import miniaudio
+
+        try:
+            info = miniaudio.mp3_get_file_info(str(path))
+        except miniaudio.DecodeError as exc:
+            raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
+        if info.num_frames <= 0 or info.sample_rate <= 0:
+            raise DecodeError(f"cannot decode {path.name}: it holds no MP3 audio frames")
+        return AudioInfo(int(info.sample_rate), int(info.nchannels), int(info.num_frames), "MP3")
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as exc:
-        if path.suffix.lower() != ".mp3":
-            raise DecodeError(f"cannot read {path.name}: {exc}; stemlab reads wav, flac, ogg and mp3") from None
-        info = None
-    if not _is_mp3(path, info):
-        return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), info.format)
-    import miniaudio
-
-    try:
-        scan = miniaudio.mp3_get_file_info(str(path))
-    except miniaudio.DecodeError as exc:
-        if info is None:
-            raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
-        return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), "MP3")
-    sf_frames = int(info.frames) if info is not None else 0
-    truncated = sf_frames < scan.num_frames - 2 * MP3_FRAME
-    frames = scan.num_frames if truncated else sf_frames
-    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), frames, "MP3", truncated_by_libsndfile=truncated)
+        raise DecodeError(f"cannot read {path.name}: {exc}; stemlab reads wav, flac, ogg and mp3") from None
+    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), info.format)
 
 
-def _decode_native(path: Path, info: AudioInfo, out: np.ndarray | None = None) -> np.ndarray:
-    """Decode at the native rate into ``out`` (shape ``(channels, frames)``, Fortran order) or a new array."""
-    if out is None:
-        out = np.empty((info.channels, info.frames), dtype=np.float32, order="F")
-    if info.truncated_by_libsndfile:
+def _blocks(path: Path, info: AudioInfo) -> Iterator[np.ndarray]:
+    """The file's audio as consecutive float32 ``(frames, channels)`` blocks."""
+    if info.format == "MP3":
         import miniaudio
 
-        decoded = miniaudio.decode_file(str(path), output_format=miniaudio.SampleFormat.FLOAT32)
-        samples = np.frombuffer(decoded.samples, dtype=np.float32).reshape(-1, decoded.nchannels)
-        n = min(len(samples), info.frames)
-        out.T[:n] = samples[:n]
-        out.T[n:] = 0.0
-        return out
-    with sf.SoundFile(str(path)) as f:
-        n = f.read(out=out.T, dtype="float32")
-        n = len(n) if hasattr(n, "__len__") else int(n)
-    if n < info.frames:  # the header promised more than the stream held
-        out.T[n:] = 0.0
+        for chunk in miniaudio.stream_file(str(path), output_format=miniaudio.SampleFormat.FLOAT32,
+                                           nchannels=info.channels, sample_rate=info.sr, frames_to_read=BLOCK):
+            yield np.frombuffer(chunk, dtype=np.float32).reshape(-1, info.channels)
+    else:
+        yield from sf.blocks(str(path), blocksize=BLOCK, dtype="float32", always_2d=True)
+
+
+def _fill(path: Path, info: AudioInfo, write) -> None:
+    """Pass exactly ``info.frames`` frames of the file to ``write``, zero-padding a short stream."""
+    done = 0
+    for block in _blocks(path, info):
+        block = block[: info.frames - done]
+        if len(block):
+            write(block)
+            done += len(block)
+        if done >= info.frames:
+            break
+    if done < info.frames:
+        write(np.zeros((info.frames - done, info.channels), dtype=np.float32))
+
+
+def _decode_native(path: Path, info: AudioInfo) -> np.ndarray:
+    out = np.empty((info.channels, info.frames), dtype=np.float32, order="F")
+    frames = out.T  # (frames, channels), C-contiguous: the blocks' layout
+    position = [0]
+
+    def write(block):
+        frames[position[0]: position[0] + len(block)] = block
+        position[0] += len(block)
+
+    _fill(path, info, write)
     return out
 
 
@@ -133,19 +156,25 @@ def decode(path: str | os.PathLike, *, sr: int | None = None, mono: bool = False
     if not path.is_file():
         raise UsageError(f"no audio file at {path}")
     info = probe(path)
-    audio = _decode_native(path, info)
-    return _convert(audio, info.sr, sr=sr, mono=mono), int(sr or info.sr)
+    return _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono), int(sr or info.sr)
 
 
 load_audio = decode
+
+
+def _stream_to_npy(path: Path, info: AudioInfo, f: BinaryIO) -> None:
+    """Decode into an open ``.npy`` file: Fortran order, so its bytes are the decoder's frames."""
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": True,
+                                             "shape": (info.channels, info.frames)})
+    _fill(path, info, lambda block: f.write(memoryview(np.ascontiguousarray(block, dtype="<f4"))))
 
 
 def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr: int | None = None,
                   mono: bool = False) -> np.ndarray:
     """Like :func:`decode`, but keep the result in ``cache_file`` (.npy) and return it memory-mapped.
 
-    The first call decodes straight into the .npy file (no extra copy); later calls only map it.
-    The file appears under its final name only once complete.
+    The first call decodes straight into the .npy file; later calls only map it. The file
+    appears under its final name only once complete.
     """
     cache_file = Path(cache_file)
     try:
@@ -155,18 +184,17 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
     except (ValueError, OSError):
         cache_file.unlink(missing_ok=True)  # a damaged derived file: rebuild it
     path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no audio file at {path}")
     info = probe(path)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.stem}.", suffix=".npy")
-    os.close(fd)
     try:
-        if (sr is None or sr == info.sr) and not (mono and info.channels > 1):
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                            shape=(info.channels, info.frames), fortran_order=True)
-            _decode_native(path, info, out=out)
-            del out  # unmapped; the kernel writes the pages back (derived data needs no fsync)
-        else:
-            np.save(tmp, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
+        with os.fdopen(fd, "wb") as f:
+            if (sr is None or sr == info.sr) and not (mono and info.channels > 1):
+                _stream_to_npy(path, info, f)
+            else:
+                np.save(f, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
         os.replace(tmp, cache_file)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

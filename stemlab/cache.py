@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from .errors import CacheError, UsageError
 
-__all__ = ["Cache", "atomic_write_bytes", "atomic_write_json", "safe_component"]
+__all__ = ["Cache", "atomic_write_bytes", "atomic_write_json", "save_npy", "safe_component"]
 
 MANIFEST = "manifest.json"
 JOB = "job.json"
@@ -69,6 +69,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """:func:`atomic_write_bytes` of ``obj`` as indented UTF-8 JSON."""
     return atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def save_npy(path: str | os.PathLike, array) -> Path:
+    """:func:`atomic_write_bytes` of ``array`` in ``.npy`` format."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def _read_json(path: Path) -> dict | None:

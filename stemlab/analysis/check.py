@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import UsageError
 
-__all__ = ["check", "CheckReport", "StemCheck", "SILENCE_DBFS", "rms_dbfs", "estimate_lag"]
+__all__ = ["check", "CheckReport", "StemCheck", "SILENCE_DBFS", "rms_dbfs", "estimate_lag", "recombination",
+           "Recombination"]
 
 SILENCE_DBFS = -60.0  # a track whose RMS is below this (dB relative to full scale) is silent
 
@@ -202,6 +203,41 @@ def _shift(audio: np.ndarray, lag: int, length: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Recombination:
+    """The stem sum aligned to the source: ``aligned_sum`` (lag and gain applied) and
+    ``residual`` = source - aligned_sum, both ``(channels, samples)`` like the source."""
+
+    lag_samples: int
+    gain: float
+    aligned_sum: np.ndarray
+    residual: np.ndarray
+    residual_db: float
+
+
+def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 30.0) -> Recombination:
+    """Sum the stems, find the lag and least-squares gain against the source, and the residual."""
+    if stemset.source is None:
+        raise UsageError("this set has no source track to check against (its fetch could not download it)")
+    sr = stemset.sr
+    source = np.asarray(stemset.source.audio, dtype=np.float32)
+    channels, length = source.shape
+    total = np.zeros((channels, length), dtype=np.float32)
+    for stem in stemset:
+        n = min(length, stem.audio.shape[1])
+        total[:, :n] += _fit_channels(np.asarray(stem.audio[:, :n], dtype=np.float32), channels)
+    lag = estimate_lag(source, total, max_lag=int(max_lag_s * sr), excerpt=int(excerpt_s * sr))
+    aligned = _shift(total, lag, length)
+    energy = float(np.vdot(aligned, aligned).real)
+    gain = float(np.vdot(source, aligned).real / energy) if energy > 0 else 0.0
+    aligned *= np.float32(gain)
+    residual = source - aligned
+    source_energy = float(np.vdot(source, source).real)
+    residual_energy = max(float(np.vdot(residual, residual).real), 1e-20 * source_energy)  # floor: -200 dB
+    residual_db = 10 * np.log10(residual_energy / source_energy) if source_energy > 0 else float("nan")
+    return Recombination(lag, gain, aligned, residual, float(residual_db))
+
+
 def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = -20.0,
           gain_tolerance_db: float = 1.0, lag_tolerance_s: float = 0.005, max_lag_s: float = 0.5,
           excerpt_s: float = 30.0) -> CheckReport:
@@ -222,20 +258,15 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     -------
     CheckReport
     """
-    if stemset.source is None:
-        raise UsageError("this set has no source track to check against (its fetch could not download it)")
+    parts = recombination(stemset, max_lag_s=max_lag_s, excerpt_s=excerpt_s)
     sr = stemset.sr
-    source = np.asarray(stemset.source.audio, dtype=np.float32)
-    channels, length = source.shape
-    source_duration = length / sr
-    total = np.zeros((channels, length), dtype=np.float32)
+    source_duration = stemset.source.audio.shape[1] / sr
     rows, problems = [], []
     for stem in stemset:
         audio = stem.audio
         duration = audio.shape[1] / sr
         delta = duration - source_duration
         level = rms_dbfs(audio)
-        silent = level < SILENCE_DBFS
         ok = abs(delta) <= tolerance_s
         if not ok:
             problems.append(f"{stem.name} is {abs(delta):.3f} s {'longer' if delta > 0 else 'shorter'} than the source")
@@ -243,19 +274,9 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         if stated is not None and abs(duration - stated) > tolerance_s:
             ok = False
             problems.append(f"{stem.name} decodes to {duration:.3f} s but the provider stated {stated:.3f} s")
-        n = min(length, audio.shape[1])
-        total[:, :n] += _fit_channels(np.asarray(audio[:, :n], dtype=np.float32), channels)
-        rows.append(StemCheck(stem.name, duration, delta, ok, bool(silent), level, stated))
+        rows.append(StemCheck(stem.name, duration, delta, ok, bool(level < SILENCE_DBFS), level, stated))
 
-    lag = estimate_lag(source, total, max_lag=int(max_lag_s * sr), excerpt=int(excerpt_s * sr))
-    aligned = _shift(total, lag, length)
-    energy = float(np.vdot(aligned, aligned).real)
-    gain = float(np.vdot(source, aligned).real / energy) if energy > 0 else 0.0
-    residual = source - np.float32(gain) * aligned
-    source_energy = float(np.vdot(source, source).real)
-    residual_energy = max(float(np.vdot(residual, residual).real), 1e-20 * source_energy)  # floor: -200 dB
-    residual_db = 10 * np.log10(residual_energy / source_energy) if source_energy > 0 else float("nan")
-
+    lag, gain, residual_db = parts.lag_samples, parts.gain, parts.residual_db
     gain_db = 20 * np.log10(abs(gain)) if gain else float("-inf")
     if abs(lag) > lag_tolerance_s * sr:
         problems.append(f"the stem sum is {abs(lag)} samples ({1000 * abs(lag) / sr:.1f} ms) "
@@ -268,5 +289,4 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     tolerances = dict(tolerance_s=tolerance_s, residual_tolerance_db=residual_tolerance_db,
                       gain_tolerance_db=gain_tolerance_db, lag_tolerance_s=lag_tolerance_s)
     return CheckReport(ok=not problems, sr=sr, source_duration=source_duration, lag_samples=lag, gain=gain,
-                       residual_db=float(residual_db), stems=tuple(rows), problems=tuple(problems),
-                       tolerances=tolerances)
+                       residual_db=residual_db, stems=tuple(rows), problems=tuple(problems), tolerances=tolerances)

@@ -1,0 +1,98 @@
+"""What the views draw and play for each track of a set: audio, envelopes, spectrogram codes.
+
+A :class:`Track` wraps a stem, the source, or a derived signal (the recombination residual). Its
+envelope pyramid and STFT codes are computed on first use and, for stems, cached in the set's
+``derived/`` folder beside the decoded audio.
+
+>>> tracks = tracks_of(stemset)                       # doctest: +SKIP
+>>> [t.kind for t in tracks][:2], tracks[1].envelopes.envelope(0, 10, columns=100).shape  # doctest: +SKIP
+(['source', 'stem'], (1, 2, 100))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from ..analysis.check import SILENCE_DBFS, rms_dbfs
+from .envelope import Envelopes
+from .spectrogram import cached_db_codes
+
+__all__ = ["Track", "tracks_of", "energy_matrix"]
+
+
+@dataclass(eq=False)
+class Track:
+    """One row of a view: a named signal with lazily computed display data."""
+
+    name: str
+    kind: str  # "source" | "stem" | "residual" | "sum"
+    audio: np.ndarray
+    sr: int
+    label: str = ""
+    cache: Callable[[str, str], object] | None = None  # (kind, suffix) -> path in derived/
+    encode: Callable[[], bytes] | None = field(default=None, repr=False)
+
+    @cached_property
+    def level_dbfs(self) -> float:
+        return rms_dbfs(self.audio)
+
+    @property
+    def silent(self) -> bool:
+        return self.level_dbfs < SILENCE_DBFS
+
+    @cached_property
+    def envelopes(self) -> Envelopes:
+        return Envelopes(self.audio, self.sr, cache_file=self.cache("env256", ".npy") if self.cache else None)
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """``uint8`` STFT dB codes (see :mod:`stemlab.view.spectrogram`)."""
+        return cached_db_codes(self.audio, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
+
+    def mp3(self) -> bytes:
+        """The track as MP3 bytes, for players."""
+        if self.encode is not None:
+            return self.encode()
+        from ..encode import mp3_bytes
+
+        return mp3_bytes(self.audio, self.sr)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "label": self.label or self.name, "kind": self.kind, "silent": self.silent}
+
+
+def _stem_track(stem, kind: str) -> Track:
+    return Track(stem.name, kind, stem.audio, stem.sr, label=stem.label, cache=stem.derived_path,
+                 encode=stem.mp3_bytes)
+
+
+def tracks_of(stemset, *, residual: bool = False) -> list[Track]:
+    """The source (if any) and then every stem; with ``residual=True``, the source, the stem sum
+    and the recombination residual (source minus the aligned, gained sum) instead of the stems."""
+    tracks = [_stem_track(stemset.source, "source")] if stemset.source is not None else []
+    if not residual:
+        return tracks + [_stem_track(stem, "stem") for stem in stemset]
+    from ..analysis.check import recombination
+
+    parts = recombination(stemset)
+    return tracks + [Track("stem sum", "sum", parts.aligned_sum, stemset.sr, label="aligned, gained stem sum"),
+                     Track("residual", "residual", parts.residual, stemset.sr, label="source - stem sum")]
+
+
+def energy_matrix(tracks: list[Track], *, step: int = 8) -> list[list[float]]:
+    """``E[i][j]`` = mean of ``x_i * x_j`` over every ``step``-th sample (all channels), so that the
+    power of a weighted sum ``sum_i g_i x_i`` is ``g^T E g``: what level-matched A/B needs."""
+    length = min(t.audio.shape[1] for t in tracks)
+    channels = max(t.audio.shape[0] for t in tracks)
+    rows = []
+    for track in tracks:
+        audio = np.asarray(track.audio[:, :length:step], dtype=np.float32)
+        rows.append(np.broadcast_to(audio, (channels, audio.shape[1])).ravel() if audio.shape[0] == 1
+                    else audio.ravel())
+    stacked = np.stack(rows)
+    gram = stacked @ stacked.T / stacked.shape[1]
+    return [[float(v) for v in row] for row in gram]
