@@ -27,6 +27,12 @@ _EXPORTS = {
     "Settings": "stemlab.config",
     "Cache": "stemlab.cache",
     "verify_webhook_signature": "stemlab.providers.apiframe",
+    "explore": "stemlab.view.explorer",
+    "Explorer": "stemlab.view.explorer",
+    "plot_waveform": "stemlab.view.plots",
+    "plot_spectrogram": "stemlab.view.plots",
+    "plot_stems": "stemlab.view.plots",
+    "demo_song": "stemlab.demo",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -32,7 +32,7 @@ __all__ = ["Stem", "StemSet", "AUDIO_EXTENSIONS", "REPR_EMBED_LIMIT"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SOURCE_NAMES = ("source", "mixture", "mix")
-REPR_EMBED_LIMIT = 16 * 1024 * 1024  # bytes of MP3 a StemSet's notebook repr embeds at most
+REPR_EMBED_LIMIT = 8 * 1024 * 1024  # bytes of MP3 a StemSet's notebook repr embeds at most
 
 
 class Stem:

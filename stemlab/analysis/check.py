@@ -35,10 +35,10 @@ SILENCE_DBFS = -60.0  # a track whose RMS is below this (dB relative to full sca
 
 def rms_dbfs(audio: np.ndarray) -> float:
     """RMS level in dBFS (``-inf`` for digital silence)."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.size == 0:
+    flat = np.asarray(audio, dtype=np.float32).ravel(order="K")  # no copy for C or Fortran arrays
+    if flat.size == 0:
         return float("-inf")
-    power = float(np.mean(np.square(audio, dtype=np.float64)))
+    power = float(np.dot(flat, flat)) / flat.size
     return 10 * np.log10(power) if power > 0 else float("-inf")
 
 

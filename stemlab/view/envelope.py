@@ -42,11 +42,14 @@ def block_minmax(audio: np.ndarray, block: int = BLOCK) -> np.ndarray:
 
 
 def _with_mid(audio: np.ndarray) -> np.ndarray:
-    """Stereo ``(2, n)`` becomes ``(3, n)``: left, right and mid; mono stays as it is."""
+    """Stereo ``(2, n)`` becomes C-ordered ``(3, n)``: left, right and mid; mono stays as it is."""
     if audio.shape[0] != 2:
-        return np.asarray(audio[:1], dtype=np.float32)
-    mid = (np.asarray(audio[0], dtype=np.float32) + audio[1]) * np.float32(0.5)
-    return np.concatenate([np.asarray(audio, dtype=np.float32), mid[None]])
+        return np.ascontiguousarray(audio[:1], dtype=np.float32)
+    out = np.empty((3, audio.shape[1]), dtype=np.float32)
+    out[:2] = audio
+    np.add(out[0], out[1], out=out[2])
+    out[2] *= np.float32(0.5)
+    return out
 
 
 class Envelopes:

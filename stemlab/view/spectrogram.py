@@ -30,7 +30,7 @@ from ..cache import save_npy
 from ..errors import UsageError
 
 __all__ = ["N_FFT", "HOP", "SCALES", "db_codes", "code_to_db", "cached_db_codes", "pool", "to_display",
-           "shared_vmax_db", "frequency_ticks", "row_frequencies", "colormap_lut", "png_gray", "DB_RANGE"]
+           "shared_vmax_db", "frequency_ticks", "row_frequencies", "colormap_lut", "gray_png", "DB_RANGE"]
 
 N_FFT = 2048
 HOP = 512
@@ -46,31 +46,38 @@ def code_to_db(code) -> np.ndarray:
     return np.asarray(code, dtype=np.float32) * DB_STEP + DB_FLOOR
 
 
-def db_codes(audio: np.ndarray, sr: int, *, n_fft: int = N_FFT, hop: int = HOP, chunk: int = 2048) -> np.ndarray:
+def db_codes(audio: np.ndarray, sr: int, *, n_fft: int = N_FFT, hop: int = HOP, chunk: int = 1024) -> np.ndarray:
     """``uint8`` dB codes ``(n_fft // 2 + 1, frames)`` of the mid channel's magnitude STFT.
 
     Frames are centred (the signal is padded by ``n_fft // 2``); frame ``k`` is at ``k * hop``
-    samples. Computed in chunks of ``chunk`` frames, so memory stays small.
+    samples. Computed ``chunk`` frames at a time in preallocated buffers, so memory stays small.
     """
     from numpy.lib.stride_tricks import sliding_window_view
     import scipy.fft
 
     mono = np.asarray(audio, dtype=np.float32)
     mono = mono.mean(axis=0, dtype=np.float32) if mono.ndim == 2 else mono
-    padded = np.pad(mono, (n_fft // 2, n_fft // 2))
-    frames = sliding_window_view(padded, n_fft)[::hop]
+    frames = sliding_window_view(np.pad(mono, (n_fft // 2, n_fft // 2)), n_fft)[::hop]
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    scale = np.float32(2.0 / window.sum())  # a full-scale sine peaks at magnitude 1 (0 dB)
+    power_scale = (2.0 / float(window.sum())) ** 2  # a full-scale sine peaks at power 1 (0 dB)
+    offset = np.float32((10 * np.log10(power_scale) - DB_FLOOR) / DB_STEP + 0.5)  # + 0.5: round
     out = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.uint8)
+    windowed = np.empty((chunk, n_fft), dtype=np.float32)
+    power = np.empty((chunk, n_fft // 2 + 1), dtype=np.float32)
+    imag = np.empty_like(power)
     for start in range(0, len(frames), chunk):
-        spectrum = np.abs(scipy.fft.rfft(frames[start:start + chunk] * window, axis=1))
-        spectrum *= scale
-        np.maximum(spectrum, np.float32(1e-7), out=spectrum)
-        db = np.log10(spectrum, out=spectrum)
-        db *= np.float32(20.0 / DB_STEP)
-        db -= np.float32(DB_FLOOR / DB_STEP - 0.5)  # + 0.5: round to the nearest code
-        np.clip(db, 0, 255, out=db)
-        out[:, start:start + chunk] = db.T
+        n = min(chunk, len(frames) - start)
+        np.multiply(frames[start:start + n], window, out=windowed[:n])
+        spectrum = scipy.fft.rfft(windowed[:n], axis=1, overwrite_x=True)
+        p = power[:n]
+        np.square(spectrum.real, out=p)
+        p += np.square(spectrum.imag, out=imag[:n])
+        np.maximum(p, np.float32(1e-14 / power_scale), out=p)
+        np.log10(p, out=p)
+        p *= np.float32(10.0 / DB_STEP)
+        p += offset
+        np.clip(p, 0, 255, out=p)
+        out[:, start:start + n] = p.T
     return out
 
 
@@ -170,10 +177,21 @@ def colormap_lut(name: str = "magma") -> bytes:
     return (np.round(rgba[:, :3] * 255)).astype(np.uint8).tobytes()
 
 
-def png_gray(image: np.ndarray) -> bytes:
-    """PNG bytes of an 8-bit grayscale image (Pillow, which matplotlib already depends on)."""
+def gray_png(image: np.ndarray) -> bytes:
+    """An 8-bit grayscale PNG of a ``(rows, columns)`` array (uint8, or floats in [0, 1]).
+
+    Row 0 is drawn at the top (the highest frequency). Pillow, which matplotlib depends on.
+
+    >>> gray_png(np.zeros((4, 5), np.uint8))[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
     from PIL import Image
 
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D (rows, columns), got {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image), mode="L").save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(np.ascontiguousarray(image), mode="L").save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()

@@ -18,10 +18,13 @@ from typing import Callable
 import numpy as np
 
 from ..analysis.check import SILENCE_DBFS, rms_dbfs
+from ..audio import release_pages
 from .envelope import Envelopes
 from .spectrogram import cached_db_codes
 
-__all__ = ["Track", "tracks_of", "energy_matrix"]
+__all__ = ["Track", "tracks_of", "energy_matrix", "THIN"]
+
+THIN = 16  # keep every 16th sample to estimate powers (level matching)
 
 
 @dataclass(eq=False)
@@ -53,6 +56,19 @@ class Track:
         """``uint8`` STFT dB codes (see :mod:`stemlab.view.spectrogram`)."""
         return cached_db_codes(self.audio, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
 
+    @cached_property
+    def thinned(self) -> np.ndarray:
+        """Every :data:`THIN`-th sample (all channels, float32): enough to estimate powers."""
+        return np.array(self.audio[:, ::THIN], dtype=np.float32)
+
+    def prepare(self, *, spectrogram: bool = True) -> "Track":
+        """Compute (or load) all display data now, then release the audio's memory pages."""
+        self.envelopes, self.silent, self.thinned
+        if spectrogram:
+            self.codes
+        release_pages(self.audio)
+        return self
+
     def mp3(self) -> bytes:
         """The track as MP3 bytes, for players."""
         if self.encode is not None:
@@ -62,7 +78,7 @@ class Track:
         return mp3_bytes(self.audio, self.sr)
 
     def describe(self) -> dict:
-        return {"name": self.name, "label": self.label or self.name, "kind": self.kind, "silent": self.silent}
+        return {"name": self.name, "label": self.name, "kind": self.kind, "silent": self.silent}
 
 
 def _stem_track(stem, kind: str) -> Track:
@@ -83,16 +99,9 @@ def tracks_of(stemset, *, residual: bool = False) -> list[Track]:
                      Track("residual", "residual", parts.residual, stemset.sr, label="source - stem sum")]
 
 
-def energy_matrix(tracks: list[Track], *, step: int = 8) -> list[list[float]]:
-    """``E[i][j]`` = mean of ``x_i * x_j`` over every ``step``-th sample (all channels), so that the
-    power of a weighted sum ``sum_i g_i x_i`` is ``g^T E g``: what level-matched A/B needs."""
-    length = min(t.audio.shape[1] for t in tracks)
-    channels = max(t.audio.shape[0] for t in tracks)
-    rows = []
-    for track in tracks:
-        audio = np.asarray(track.audio[:, :length:step], dtype=np.float32)
-        rows.append(np.broadcast_to(audio, (channels, audio.shape[1])).ravel() if audio.shape[0] == 1
-                    else audio.ravel())
-    stacked = np.stack(rows)
-    gram = stacked @ stacked.T / stacked.shape[1]
-    return [[float(v) for v in row] for row in gram]
+def energy_matrix(tracks: list[Track]) -> list[list[float]]:
+    """The ``energy`` trait of :class:`~stemlab.view.widget.StemView` for ``tracks``, estimated on
+    every :data:`THIN`-th sample: the power of a weighted sum ``sum_i g_i x_i`` is ``g^T E g``."""
+    from .widget import energy_matrix as gram
+
+    return gram([t.thinned for t in tracks])

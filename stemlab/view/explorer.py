@@ -1,0 +1,219 @@
+"""``stemlab.explore(s)``: look at and listen to a stem set in a notebook.
+
+One row per track (the source on top), waveform and/or spectrogram, a shared time axis, and a
+mixer (mute, solo, gain in dB) that plays every audible stem in sync in the browser, with a
+playhead across the plots and a level-matched A/B switch between the source and the stem mix.
+Controls choose the view, the time range (zoom and scroll), the frequency scale, stereo or mid
+waveforms, and stems or the recombination residual.
+
+>>> ex = stemlab.explore(s)                      # doctest: +SKIP
+>>> ex                                           # doctest: +SKIP   (displays it)
+>>> ex.zoom(20.0, 22.5); ex.view.muted           # doctest: +SKIP
+>>> ex.save_html("stems.html")                   # doctest: +SKIP   (self-contained, for sharing)
+
+The kernel computes what is drawn (envelopes and pooled spectrograms at the plot's resolution,
+from data cached per stem) and the browser draws it; audio goes to the browser as the cached MP3
+bytes over the widget's comm channel, never into the saved notebook.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from .snapshot import snapshot_html, snapshot_png
+from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png, pool, shared_vmax_db, to_display
+from .tracks import Track, energy_matrix, tracks_of
+from .widget import StemView, pack_waves
+
+__all__ = ["Explorer", "explore"]
+
+VIEWS = ("waveform", "spectrogram", "both")
+
+
+def _prepare(tracks: list[Track]) -> None:
+    """Build every track's display data in parallel threads (FFTs and reductions release the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(len(tracks), os.cpu_count() or 2)) as workers:
+        list(workers.map(Track.prepare, tracks))
+
+
+class Explorer:
+    """The explorer: ipywidgets controls above a :class:`~stemlab.view.widget.StemView`.
+
+    Parameters
+    ----------
+    stemset : StemSet
+    view : {"waveform", "spectrogram", "both"}
+    scale : {"log", "mel", "linear"}
+        Frequency axis of the spectrograms.
+    channels : {"mid", "stereo"}
+        Waveforms of (L+R)/2, or left above right.
+    t0, t1 : float, optional
+        Initial time window (default: everything).
+    residual : bool
+        Show the source, the aligned stem sum and the residual instead of the stems.
+    columns, rows : int
+        Resolution of each row's data (the browser scales it to the plot's width).
+    db_range : float
+        dB shown below the loudest point; one range for every track.
+    """
+
+    def __init__(self, stemset, *, view: str = "both", scale: str = "log", channels: str = "mid",
+                 t0: float | None = None, t1: float | None = None, residual: bool = False,
+                 columns: int = 1000, rows: int = 72, db_range: float = DB_RANGE):
+        import ipywidgets as w
+
+
+        if view not in VIEWS or scale not in SCALES or channels not in ("mid", "stereo"):
+            raise UsageError(f"view must be one of {VIEWS}, scale one of {SCALES}, channels 'mid' or 'stereo'")
+        self.stemset = stemset
+        self.columns, self.rows, self.db_range = int(columns), int(rows), float(db_range)
+        self._tracks: dict[bool, list[Track]] = {}
+        duration = stemset.duration
+        start, stop = max(0.0, t0 or 0.0), min(duration, t1 or duration)
+        if not stop > start:
+            raise UsageError(f"the time window must have t1 > t0 within 0 .. {duration:.2f} s")
+
+        self.view_select = w.ToggleButtons(options=list(VIEWS), value=view, description="view",
+                                           style={"button_width": "92px"})
+        self.scale_select = w.Dropdown(options=list(SCALES), value=scale, description="frequency",
+                                       layout=w.Layout(width="170px"))
+        self.channel_select = w.ToggleButtons(options=[("mid", "mid"), ("L/R", "stereo")], value=channels,
+                                              description="waveform", style={"button_width": "52px"})
+        self.track_select = w.ToggleButtons(options=[("stems", False), ("residual", True)], value=residual,
+                                            description="show", style={"button_width": "72px"})
+        self.range_select = w.FloatRangeSlider(value=(start, stop), min=0.0, max=duration, step=0.01,
+                                               description="time (s)", continuous_update=False,
+                                               readout_format=".2f", layout=w.Layout(width="640px"))
+        self.full_button = w.Button(description="full view", layout=w.Layout(width="90px"))
+        self.full_button.on_click(lambda _: self.zoom(0.0, duration))
+        self.view = StemView(duration=duration, colormap=colormap_lut("magma"), columns=self.columns,
+                             view=view, t0=start, t1=stop)
+        self._show_tracks(residual)
+        for control in (self.view_select, self.scale_select, self.channel_select, self.range_select):
+            control.observe(lambda _: self.refresh(), names="value")
+        self.track_select.observe(lambda change: self._show_tracks(change["new"]), names="value")
+        self.widget = w.VBox([w.HBox([self.view_select, self.scale_select]),
+                              w.HBox([self.channel_select, self.track_select]),
+                              w.HBox([self.range_select, self.full_button]), self.view])
+
+    # -- what is shown --------------------------------------------------------------------
+    def tracks(self, residual: bool | None = None) -> list[Track]:
+        """The tracks shown (``residual`` picks the stems or the residual layout)."""
+        residual = self.track_select.value if residual is None else residual
+        if residual not in self._tracks:
+            self._tracks[residual] = tracks_of(self.stemset, residual=residual)
+        return self._tracks[residual]
+
+    def _show_tracks(self, residual: bool) -> None:
+        tracks = self.tracks(residual)
+        _prepare(tracks)
+        with self.view.hold_sync():
+            self.view.playing = False
+            self.view.tracks = [t.describe() for t in tracks]
+            self.view.energy = energy_matrix(tracks)
+            self.refresh()
+        self.view.set_audio([t.mp3() for t in tracks])
+
+    def zoom(self, t0: float, t1: float) -> None:
+        """Show ``[t0, t1]`` seconds (the time slider follows)."""
+        duration = self.stemset.duration
+        t0, t1 = max(0.0, float(t0)), min(duration, float(t1))
+        if not t1 > t0:
+            raise UsageError(f"zoom needs t1 > t0 within 0 .. {duration:.2f} s")
+        self.range_select.value = (t0, t1)
+
+    def refresh(self) -> None:
+        """Recompute every row for the current window, view and scale, at the window's resolution."""
+        tracks = self.tracks()
+        t0, t1 = self.range_select.value
+        view, scale = self.view_select.value, self.scale_select.value
+        channels = self.channel_select.value
+        sr = tracks[0].sr
+        updates: dict = dict(view=view, t0=t0, t1=t1, wave_channels=1 if channels == "mid" else 2)
+        waves, displays = None, [None] * len(tracks)
+        if view != "spectrogram":
+            if (t1 - t0) * sr <= self.columns:  # fewer samples than columns: draw the samples
+                points = [t.envelopes.points(t0, t1, channels=channels) for t in tracks]
+                width = max(p.shape[1] for p in points)
+                stacked = np.zeros((len(points), points[0].shape[0], width), dtype="<f4")
+                for i, p in enumerate(points):
+                    stacked[i, : p.shape[0], : p.shape[1]] = p
+                updates.update(wave_points=stacked.tobytes(), waves=b"")
+            else:
+                waves = np.stack([t.envelopes.envelope(t0, t1, columns=self.columns, channels=channels)
+                                  for t in tracks])
+                updates.update(waves=pack_waves(waves), wave_points=b"")
+        if view != "waveform":
+            pooled = [pool(t.codes, t.sr, t0, t1, columns=self.columns, rows=self.rows, scale=scale)
+                      for t in tracks]
+            vmax = shared_vmax_db(pooled)
+            displays = [None if t.silent else to_display(p, vmax_db=vmax, db_range=self.db_range)
+                        for t, p in zip(tracks, pooled)]
+            updates.update(specs=[b"" if d is None else gray_png(d) for d in displays],
+                           freq_ticks=frequency_ticks(scale, sr),
+                           db_label=f"{vmax - self.db_range:.0f} .. {vmax:.0f} dBFS, one scale for every track")
+        self._frame = (waves, displays)
+        with self.view.hold_sync():
+            for name, value in updates.items():
+                setattr(self.view, name, value)
+
+    def snapshot(self) -> bytes:
+        """A PNG picture of the current rows (what the kernel-less fallback shows)."""
+        waves, displays = self._frame
+        tracks = self.tracks()
+        return snapshot_png([t.name for t in tracks], waves=waves, specs=displays, colormap=self.view.colormap,
+                            silent=[t.silent for t in tracks])
+
+    # -- output -----------------------------------------------------------------------------
+    def _ipython_display_(self) -> None:
+        from IPython.display import HTML, display
+
+        # a still picture for when the widget cannot run (reopened without a kernel); the live
+        # widget hides it
+        display(HTML(snapshot_html(self.snapshot(), title=self._title())))
+        display(self.widget)
+
+    def _title(self) -> str:
+        origin = self.stemset.provider or "files"
+        return f"{len(self.stemset)} stems from {origin}" + (f" job {self.stemset.job_id}" if self.stemset.job_id else "")
+
+    def to_html(self) -> str:
+        """A self-contained HTML page of the current view with its audio (MP3), for sharing."""
+        return self.view.to_html()
+
+    def save_html(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_html` to ``path`` and return it."""
+        from ..cache import atomic_write_bytes
+
+        return atomic_write_bytes(path, self.to_html().encode("utf-8"))
+
+
+def explore(stemset, *, embed: bool = False, **kwargs) -> "Explorer":
+    """Explore a stem set in the notebook (see :class:`Explorer` for the options).
+
+    With ``embed=True`` the explorer is shown as a self-contained page (audio included, no kernel
+    needed to play, but much larger notebooks); use ``Explorer.save_html`` to share a file.
+    """
+    explorer = Explorer(stemset, **kwargs)
+    if embed:
+        return _Embedded(explorer)
+    return explorer
+
+
+class _Embedded:
+    """Displays an explorer's standalone page in an iframe, so the output needs no kernel."""
+
+    def __init__(self, explorer: Explorer):
+        self.explorer = explorer
+
+    def _repr_html_(self) -> str:
+        page = html.escape(self.explorer.to_html(), quote=True)
+        rows = len(self.explorer.view.tracks)
+        return (f'<iframe srcdoc="{page}" style="width:100%;height:{80 + 58 * rows}px;border:0" '
+                f'sandbox="allow-scripts"></iframe>')

@@ -1,0 +1,1119 @@
+// StemView: one row per track (waveform and/or spectrogram) over a shared time axis, and a
+// mixer that plays every track in sync with Web Audio: one AudioBufferSourceNode -> GainNode
+// per track, all started at the same AudioContext time with the same offset.
+//
+// anywidget ES module, no build step, no dependencies. The kernel (widget.py) sends the display
+// data as traits and the MP3s as binary buffers of custom messages; see widget.py for the
+// protocol. initialize() and each render() get different model proxies, so everything shared
+// lives in a Player kept in a module-level Map keyed by the `_uid` trait.
+
+// Shared by every copy of this module in the page (and the test hook).
+const hook = (globalThis.__stemlab ??= { players: new Map(), ctx: null });
+const players = hook.players;
+
+const GAIN_MIN_DB = -60;
+const GAIN_MAX_DB = 12;
+const SMOOTHING = 0.012; // s: time constant of gain changes, click-free and still instant
+const LOOKAHEAD = 0.03; // s: every source starts at now + LOOKAHEAD, the same instant
+const SYNC_MS = 100; // position -> kernel while playing
+const NO_KERNEL_MS = 5000; // no answer to "need-audio" by then: no kernel behind this model
+const RELEASE_MS = 3000; // decoded audio is freed this long after the last view goes away
+const ROW_HEIGHT = { both: 50, waveform: 34, spectrogram: 40 };
+const AXIS_HEIGHT = 22;
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+  "#b07aa1", "#ff9da7", "#9c755f", "#6b9ac4", "#d37295", "#8cd17d"];
+
+// ---- small helpers -----------------------------------------------------------------------
+
+function audioContext() {
+  if (!hook.ctx || hook.ctx.state === "closed") {
+    hook.ctx = new AudioContext({ latencyHint: "playback" });
+  }
+  return hook.ctx;
+}
+
+/** Uint8Array view of a DataView / ArrayBuffer / typed array (null for nothing). */
+function bytesOf(data) {
+  if (!data) return null;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return null;
+}
+
+/** Float32Array copy (buffers from the comm need not be 4-byte aligned). */
+function float32Of(data) {
+  const bytes = bytesOf(data);
+  if (!bytes || bytes.byteLength < 4) return null;
+  return new Float32Array(bytes.slice(0, bytes.byteLength - (bytes.byteLength % 4)).buffer);
+}
+
+function dbToGain(db) {
+  return db <= GAIN_MIN_DB ? 0 : Math.pow(10, db / 20);
+}
+
+function formatDb(db) {
+  if (db <= GAIN_MIN_DB) return "-\u221e dB";
+  const rounded = Math.round(db * 10) / 10 || 0; // no "-0.0"
+  return `${rounded > 0 ? "+" : ""}${rounded.toFixed(1)} dB`;
+}
+
+function formatTime(t) {
+  const tenths = Math.max(0, Math.floor(t * 10 + 1e-6));
+  const minutes = Math.floor(tenths / 600);
+  return `${minutes}:${((tenths - minutes * 600) / 10).toFixed(1).padStart(4, "0")}`;
+}
+
+/** The visible window, precise enough to tell apart its ends at any zoom. */
+function formatWindow(t0, t1) {
+  const span = t1 - t0;
+  if (span >= 10) return `${formatTime(t0)} \u2013 ${formatTime(t1)}`;
+  const digits = span >= 1 ? 1 : span >= 0.1 ? 2 : 3;
+  return `${t0.toFixed(digits)} \u2013 ${t1.toFixed(digits)} s`;
+}
+
+function clamp(x, lo, hi) {
+  return Math.min(hi, Math.max(lo, x));
+}
+
+/** A gain change that is audible at once yet click-free, also mid-ramp. */
+function glide(param, value, now, timeConstant = SMOOTHING) {
+  if (param.cancelAndHoldAtTime) param.cancelAndHoldAtTime(now);
+  else {
+    param.cancelScheduledValues(now);
+    param.setValueAtTime(param.value, now);
+  }
+  param.setTargetAtTime(value, now, timeConstant);
+}
+
+/** Tick positions and labels for [t0, t1] drawn `width` px wide. */
+function timeTicks(t0, t1, width) {
+  const span = t1 - t0;
+  if (!(span > 0) || !(width > 0)) return [];
+  const steps = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600];
+  const step = steps.find((s) => (span / s) * 70 <= width) ?? 1200;
+  const digits = step >= 1 ? 0 : Math.ceil(-Math.log10(step) - 1e-9);
+  const minutes = t1 >= 60 && step >= 1;
+  const ticks = [];
+  for (let k = Math.ceil(t0 / step - 1e-9); k * step <= t1 + 1e-9; k++) {
+    const t = k * step;
+    let label;
+    if (minutes) {
+      const m = Math.floor(t / 60 + 1e-9);
+      label = `${m}:${String(Math.round(t - m * 60)).padStart(2, "0")}`;
+    } else label = `${t.toFixed(digits)} s`;
+    ticks.push({ t, x: ((t - t0) / span) * width, label });
+  }
+  return ticks;
+}
+
+function el(tag, className, props = {}) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  // JupyterLab matches its shortcuts from the focused element upwards, stopping at this
+  // attribute: without it, arrow keys on a fader or Enter on a button go to the notebook.
+  if (tag === "button" || tag === "input") node.setAttribute("data-lm-suppress-shortcuts", "true");
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(key, value);
+  }
+  return node;
+}
+
+const ICON_PLAY = '<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path d="M4 2.5v11l9-5.5z" fill="currentColor"/></svg>';
+const ICON_PAUSE = '<svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path d="M4 2.5h3v11H4zM9 2.5h3v11H9z" fill="currentColor"/></svg>';
+
+/** 256-entry RGB lookup table from the `colormap` trait (grayscale if absent). */
+function lutOf(data) {
+  const bytes = bytesOf(data);
+  if (bytes && bytes.length === 768) return bytes.slice();
+  const gray = new Uint8Array(768);
+  for (let v = 0; v < 256; v++) gray.fill(v, v * 3, v * 3 + 3);
+  return gray;
+}
+
+/** Decode a gray PNG and colour it through the LUT into a canvas of its own size. */
+async function colorize(png, lut) {
+  const bitmap = await createImageBitmap(new Blob([png], { type: "image/png" }),
+    { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+  const canvas = document.createElement("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const g = canvas.getContext("2d", { willReadFrequently: true });
+  g.drawImage(bitmap, 0, 0);
+  bitmap.close?.();
+  const image = g.getImageData(0, 0, canvas.width, canvas.height);
+  const px = image.data;
+  for (let p = 0; p < px.length; p += 4) {
+    const v = px[p] * 3;
+    px[p] = lut[v];
+    px[p + 1] = lut[v + 1];
+    px[p + 2] = lut[v + 2];
+    px[p + 3] = 255;
+  }
+  g.putImageData(image, 0, 0);
+  return canvas;
+}
+
+/** Pad with silence or trim so that every track has the reference length. */
+function fitLength(buffer, length) {
+  const fitted = new AudioBuffer({ length, numberOfChannels: buffer.numberOfChannels, sampleRate: buffer.sampleRate });
+  for (let c = 0; c < buffer.numberOfChannels; c++) {
+    fitted.copyToChannel(buffer.getChannelData(c).subarray(0, length), c);
+  }
+  return fitted;
+}
+
+/** Gain for the source so that its power equals that of the stem mix: sqrt(g^T E g / E_ss). */
+function matchedGain(energy, stemGains, src) {
+  const n = stemGains.length;
+  if (!Array.isArray(energy) || energy.length !== n || !(energy[src]?.[src] > 0)) return 1;
+  let power = 0;
+  for (let i = 0; i < n; i++) {
+    if (!stemGains[i]) continue;
+    for (let j = 0; j < n; j++) power += stemGains[i] * stemGains[j] * (energy[i]?.[j] ?? 0);
+  }
+  return power > 0 ? Math.sqrt(power / energy[src][src]) : 1; // silent mix: compare at unity
+}
+
+// ---- Player: audio, mixer and transport for one model (shared by all of its views) ---------
+
+class Player {
+  constructor(model) {
+    this.model = model;
+    this.uid = model.get("_uid");
+    this.views = new Set();
+    this.buffers = []; // decoded AudioBuffers, one per track, all the same length
+    this.incoming = null; // the audio set being decoded
+    this.version = null; // version of the installed set
+    this.ready = false;
+    this.take = null; // the playing graph: {sources, gainNodes, bus, when, offset}
+    this.lastTake = null;
+    this.pausedAt = clamp(model.get("position") || 0, 0, model.get("duration") || 0);
+    this.pendingPlay = false;
+    this.heardFromKernel = false;
+    this.noKernel = false;
+    this.statusText = "";
+    this.decodeSeconds = null;
+
+    this.onMessage = (msg, buffers) => this.handleMessage(msg, buffers);
+    this.onMixChange = () => this.applyMix();
+    this.onPlayingChange = () => this.followPlayingTrait();
+    model.on("msg:custom", this.onMessage);
+    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks"]) {
+      model.on(`change:${name}`, this.onMixChange);
+    }
+    model.on("change:playing", this.onPlayingChange);
+    // Audio is asked for when the first view appears (attach): the widget manager also restores
+    // models that no cell shows (old widgets kept alive in the kernel by Out[n]).
+    this.requested = false;
+    this.released = false;
+  }
+
+  get ctx() {
+    return hook.ctx;
+  }
+  get gainNodes() {
+    return (this.take ?? this.lastTake)?.gainNodes ?? [];
+  }
+  get sources() {
+    return (this.take ?? this.lastTake)?.sources ?? [];
+  }
+  get playing() {
+    return !!this.take;
+  }
+
+  duration() {
+    const d = this.model.get("duration");
+    if (d > 0) return d;
+    const b = this.buffers[0];
+    return b ? b.duration : 0;
+  }
+
+  position() {
+    const take = this.take;
+    if (!take) return this.pausedAt;
+    return Math.min(this.duration(), take.offset + Math.max(0, hook.ctx.currentTime - take.when));
+  }
+
+  // -- kernel messages --
+
+  requestAudio() {
+    clearTimeout(this.noKernelTimer);
+    this.heardFromKernel = false;
+    this.setStatus("waiting for audio from the kernel\u2026", false);
+    try {
+      this.model.send({ type: "need-audio" });
+    } catch (err) {
+      this.markNoKernel();
+      return;
+    }
+    this.noKernelTimer = setTimeout(() => {
+      if (!this.heardFromKernel) this.markNoKernel();
+    }, NO_KERNEL_MS);
+  }
+
+  markNoKernel() {
+    this.noKernel = true;
+    this.setStatus("Kernel not connected: re-run this cell to play.");
+  }
+
+  handleMessage(msg, buffers) {
+    if (!msg || typeof msg !== "object") return;
+    if (msg.type === "audio" || msg.type === "no-audio") {
+      this.heardFromKernel = true;
+      this.noKernel = false;
+    }
+    if (msg.type === "audio") this.receiveAudio(msg, buffers?.[0]);
+    else if (msg.type === "no-audio") this.setStatus("no audio yet: call set_audio(...) in the kernel");
+    else if (msg.type === "seek") this.seek(Number(msg.t));
+  }
+
+  receiveAudio({ index, count, version }, buffer) {
+    if (this.released) return; // asked again when displayed again
+    if (this.ready && version === this.version) return; // another page asked for the same set
+    if (!this.incoming || this.incoming.version !== version || this.incoming.count !== count) {
+      this.incoming = { version, count, decoded: new Array(count).fill(null), seen: new Set(), done: 0,
+        started: performance.now() };
+    }
+    const incoming = this.incoming;
+    const bytes = bytesOf(buffer);
+    if (incoming.seen.has(index) || !bytes) return;
+    incoming.seen.add(index);
+    const name = this.model.get("tracks")?.[index]?.name ?? `track ${index + 1}`;
+    // decodeAudioData detaches its argument, so give it a copy.
+    audioContext().decodeAudioData(bytes.slice().buffer).then(
+      (decoded) => {
+        if (this.incoming !== incoming) return;
+        incoming.decoded[index] = decoded;
+        incoming.done += 1;
+        if (incoming.done === count) this.install(incoming);
+        else this.setStatus(`decoding audio ${incoming.done}/${count}\u2026`, false);
+      },
+      (err) => {
+        if (this.incoming === incoming) this.setStatus(`could not decode the audio of '${name}': ${err?.message ?? err}`);
+      },
+    );
+  }
+
+  install(incoming) {
+    const tracks = this.model.get("tracks") ?? [];
+    let ref = tracks.findIndex((t) => t.kind === "source");
+    if (ref < 0 || !incoming.decoded[ref]) ref = 0;
+    const length = incoming.decoded[ref].length;
+    const off = [];
+    const buffers = incoming.decoded.map((b, i) => {
+      if (b.length === length) return b;
+      if (Math.abs(b.length - length) > 2) off.push(tracks[i]?.name ?? i);
+      return fitLength(b, length);
+    });
+    const wasPlaying = this.playing;
+    const at = this.position();
+    this.stopTake();
+    this.buffers = buffers;
+    this.ready = true;
+    this.version = incoming.version;
+    this.incoming = null;
+    this.decodeSeconds = (performance.now() - incoming.started) / 1000;
+    const rate = buffers[ref].sampleRate;
+    let text = `ready: ${buffers.length} tracks decoded in ${this.decodeSeconds.toFixed(1)} s (${(rate / 1000).toFixed(1)} kHz)`;
+    if (off.length) text += `; padded/trimmed to the source's length: ${off.join(", ")}`;
+    this.setStatus(text);
+    if (wasPlaying || this.pendingPlay) this.play(at);
+    else this.refreshViews();
+  }
+
+  // -- mixer --
+
+  /** Linear gain of every track now, and which rows are audible. */
+  mix() {
+    const m = this.model;
+    const tracks = m.get("tracks") ?? [];
+    const db = m.get("gains_db") ?? [];
+    const muted = m.get("muted") ?? [];
+    const soloed = m.get("soloed") ?? [];
+    const isStem = tracks.map((t) => t.kind !== "source");
+    const anySolo = tracks.some((t, i) => isStem[i] && soloed[i]);
+    const audible = tracks.map((t, i) => isStem[i] && !muted[i] && (!anySolo || !!soloed[i]));
+    const stemGains = tracks.map((t, i) => (audible[i] ? dbToGain(db[i] ?? 0) : 0));
+    const src = tracks.findIndex((t) => t.kind === "source");
+    const match = src >= 0 ? matchedGain(m.get("energy"), stemGains, src) : 0;
+    const sourceMode = m.get("ab") === "source" && src >= 0;
+    if (!sourceMode) return { gains: stemGains, audible, match, src, sourceMode };
+    return { gains: tracks.map((t, i) => (i === src ? match : 0)), audible: tracks.map((t, i) => i === src),
+      match, src, sourceMode };
+  }
+
+  applyMix() {
+    const { gains } = this.mix();
+    if (this.take) {
+      const now = hook.ctx.currentTime;
+      this.take.gainNodes.forEach((node, i) => glide(node.gain, gains[i] ?? 0, now));
+    }
+    this.views.forEach((v) => v.updateMixer());
+  }
+
+  /** Change mixer traits from the page: audio follows at once, the kernel gets them too. */
+  setMixer(changes, sync = true) {
+    for (const [name, value] of Object.entries(changes)) this.model.set(name, value);
+    if (sync) this.save();
+  }
+
+  // -- transport --
+
+  play(from) {
+    const ctx = audioContext();
+    if (ctx.state !== "running") ctx.resume().catch(() => {});
+    // Not decoded yet, or a new track list whose audio is still decoding: start once it is in.
+    const stale = this.incoming && this.buffers.length !== (this.model.get("tracks") ?? []).length;
+    if (!this.ready || stale) {
+      this.pendingPlay = true;
+      if (from !== undefined) this.pausedAt = from;
+      this.refreshViews();
+      return;
+    }
+    for (const other of players.values()) if (other !== this && other.playing) other.pause();
+    const duration = this.duration();
+    let offset = from ?? this.pausedAt;
+    if (!(offset < duration - 0.05)) offset = 0; // at the end: start over
+    this.stopTake();
+    const when = ctx.currentTime + LOOKAHEAD;
+    const bus = ctx.createGain(); // short fade in/out so that starts, seeks and stops do not click
+    bus.gain.setValueAtTime(0, when);
+    bus.gain.setTargetAtTime(1, when, 0.004);
+    bus.connect(ctx.destination);
+    const { gains } = this.mix();
+    const sources = [];
+    const gainNodes = [];
+    this.buffers.forEach((buffer, i) => {
+      const source = ctx.createBufferSource();
+      source.buffer = buffer;
+      const gain = ctx.createGain();
+      gain.gain.value = gains[i] ?? 0;
+      source.connect(gain).connect(bus);
+      source.start(when, offset);
+      sources.push(source);
+      gainNodes.push(gain);
+    });
+    const take = { sources, gainNodes, bus, when, offset };
+    if (sources[0]) sources[0].onended = () => this.take === take && this.finish();
+    this.take = take;
+    this.pendingPlay = false;
+    this.startSync();
+    this.writeTransport();
+    this.refreshViews();
+    if (ctx.state !== "running") {
+      setTimeout(() => {
+        if (this.take === take && ctx.state !== "running") {
+          this.setStatus("the browser holds audio until you click Play in the page");
+        }
+      }, 1000);
+    }
+  }
+
+  pause() {
+    this.pendingPlay = false;
+    if (this.take) {
+      this.pausedAt = this.position();
+      this.stopTake();
+    }
+    this.stopSync();
+    this.writeTransport();
+    this.refreshViews();
+  }
+
+  finish() {
+    this.pausedAt = this.duration();
+    this.stopTake();
+    this.stopSync();
+    this.writeTransport();
+    this.refreshViews();
+  }
+
+  toggle() {
+    if (this.playing || this.pendingPlay) this.pause();
+    else this.play();
+  }
+
+  seek(t) {
+    if (!Number.isFinite(t)) return;
+    t = clamp(t, 0, this.duration());
+    if (this.playing) {
+      this.play(t);
+      return;
+    }
+    this.pausedAt = t;
+    this.writeTransport();
+    this.refreshViews();
+  }
+
+  stopTake() {
+    const take = this.take;
+    if (!take) return;
+    this.take = null;
+    this.lastTake = take;
+    const now = hook.ctx.currentTime;
+    glide(take.bus.gain, 0, now, 0.004);
+    for (const source of take.sources) {
+      source.onended = null;
+      try {
+        source.stop(now + 0.04);
+      } catch (err) {
+        /* already stopped */
+      }
+    }
+    setTimeout(() => take.bus.disconnect(), 300);
+  }
+
+  followPlayingTrait() {
+    const wanted = !!this.model.get("playing");
+    if (wanted && !this.playing && !this.pendingPlay) this.play();
+    else if (!wanted && (this.playing || this.pendingPlay)) this.pause();
+  }
+
+  startSync() {
+    if (this.syncTimer) return;
+    this.syncTimer = setInterval(() => {
+      if (!this.take) return;
+      if (this.position() >= this.duration() - 1e-3) this.finish(); // onended may lag in a background tab
+      else this.writeTransport();
+    }, SYNC_MS);
+  }
+
+  stopSync() {
+    clearInterval(this.syncTimer);
+    this.syncTimer = null;
+  }
+
+  writeTransport() {
+    this.model.set("playing", this.playing);
+    this.model.set("position", Math.round(this.position() * 1000) / 1000);
+    this.save();
+  }
+
+  setStatus(text, sync = true) {
+    this.statusText = text;
+    if (sync) {
+      this.model.set("status", text);
+      this.save();
+    }
+    this.views.forEach((v) => v.updateTransport());
+  }
+
+  save() {
+    try {
+      this.model.save_changes();
+    } catch (err) {
+      /* no kernel (a notebook reopened from saved widget state): keep the page state only */
+    }
+  }
+
+  attach(view) {
+    this.views.add(view);
+    clearTimeout(this.releaseTimer);
+    if (!this.requested || this.released) {
+      this.requested = true;
+      this.released = false;
+      this.requestAudio();
+    }
+  }
+
+  detach(view) {
+    this.views.delete(view);
+    if (this.views.size) return;
+    if (this.playing || this.pendingPlay) this.pause(); // output cleared: stop the sound too
+    // A cell re-run leaves the old widget alive in the kernel (Out[n] holds it): free its
+    // decoded audio (about 60 MB per stereo 3-minute track) until it is displayed again.
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = setTimeout(() => this.release(), RELEASE_MS);
+  }
+
+  release() {
+    if (this.views.size || !this.ready) return;
+    this.stopTake();
+    this.buffers = [];
+    this.lastTake = null;
+    this.ready = false;
+    this.version = null;
+    this.released = true;
+    this.statusText = "audio released: no view shows this widget";
+  }
+
+  refreshViews() {
+    this.views.forEach((v) => {
+      v.updateTransport();
+      v.updatePlayhead();
+      if (this.playing) v.animate();
+    });
+  }
+
+  destroy() {
+    this.stopTake();
+    this.stopSync();
+    clearTimeout(this.noKernelTimer);
+    clearTimeout(this.releaseTimer);
+    this.model.off("msg:custom", this.onMessage);
+    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks"]) {
+      this.model.off(`change:${name}`, this.onMixChange);
+    }
+    this.model.off("change:playing", this.onPlayingChange);
+    if (players.get(this.uid) === this) players.delete(this.uid);
+  }
+}
+
+function playerFor(model) {
+  const uid = model.get("_uid");
+  let player = players.get(uid);
+  if (!player) {
+    player = new Player(model);
+    players.set(uid, player);
+  }
+  return player;
+}
+
+// ---- View: the DOM and canvases of one display of the widget --------------------------------
+
+class View {
+  constructor(model, host, player) {
+    this.model = model;
+    this.player = player;
+    // Keys typed inside the widget are ours, not JupyterLab's (arrow keys on a fader, Space).
+    this.root = el("div", "stemlab", { tabindex: "0", "data-lm-suppress-shortcuts": "true" });
+    this.root.addEventListener("keydown", (event) => this.onKey(event));
+    host.appendChild(this.root);
+    this.buildTransport();
+    this.grid = el("div", "sl-grid");
+    this.root.appendChild(this.grid);
+    this.rows = [];
+    this.specImages = [];
+    this.specGeneration = 0;
+    this.waves = null;
+    this.points = null;
+    this.colors = null;
+    this.raf = 0;
+
+    const on = (names, fn) => names.split(" ").forEach((n) => model.on(`change:${n}`, fn));
+    on("tracks", () => {
+      this.buildRows();
+      this.decodeWaves();
+      this.decodeSpecs();
+    });
+    on("view", () => this.layout());
+    on("t0 t1 duration columns wave_channels freq_ticks", () => this.draw());
+    on("waves wave_points", () => this.decodeWaves());
+    on("specs colormap", () => this.decodeSpecs());
+    on("db_label colormap", () => this.updateScale());
+
+    this.resizeObserver = new ResizeObserver(() => this.resize());
+    this.resizeObserver.observe(this.grid);
+    this.themeObserver = new MutationObserver(() => {
+      this.colors = null;
+      this.draw();
+    });
+    this.themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "data-jp-theme-name"] });
+
+    this.buildRows();
+    this.decodeWaves();
+    this.decodeSpecs();
+    this.updateScale();
+    player.attach(this);
+    this.updateTransport();
+    if (player.playing) this.animate();
+  }
+
+  destroy() {
+    cancelAnimationFrame(this.raf);
+    this.resizeObserver.disconnect();
+    this.themeObserver.disconnect();
+    this.root.remove();
+    this.player.detach(this);
+  }
+
+  // -- DOM --
+
+  buildTransport() {
+    const bar = el("div", "sl-transport");
+    this.playButton = el("button", "sl-play", { type: "button", title: "Play / pause all tracks in sync" });
+    this.playButton.addEventListener("click", () => {
+      const ctx = audioContext();
+      const held = ctx.state !== "running";
+      ctx.resume().catch(() => {}); // inside the click: lets the browser start audio
+      // Started from the kernel but held by the browser's autoplay policy: this click releases it.
+      if (!(held && this.player.playing)) this.player.toggle();
+    });
+    this.timeReadout = el("span", "sl-time");
+    const ab = el("div", "sl-ab", { role: "group", title: "A/B: the stem mix, or the source level-matched to it" });
+    this.abButtons = ["stems", "source"].map((mode) => {
+      const b = el("button", "sl-ab-button", { type: "button", text: mode === "stems" ? "Stems" : "Source", dataset: { ab: mode } });
+      b.addEventListener("click", () => this.player.setMixer({ ab: mode }));
+      ab.appendChild(b);
+      return b;
+    });
+    this.statusLine = el("span", "sl-status");
+    const scale = el("span", "sl-scale");
+    this.colorbar = el("canvas", "sl-colorbar", { width: 256, height: 1 });
+    this.dbLabel = el("span", "sl-db-label");
+    scale.append(this.colorbar, this.dbLabel);
+    bar.append(this.playButton, this.timeReadout, ab, this.statusLine, scale);
+    this.root.appendChild(bar);
+  }
+
+  buildRows() {
+    const tracks = this.model.get("tracks") ?? [];
+    this.grid.replaceChildren();
+    this.rows = [];
+    let stemNumber = 0;
+    tracks.forEach((track, i) => {
+      const isSource = track.kind === "source";
+      const color = track.color || (isSource ? null : PALETTE[stemNumber++ % PALETTE.length]);
+      const data = { index: String(i), name: track.name, kind: track.kind };
+      const panel = el("div", `sl-panel sl-kind-${track.kind}`, { dataset: data });
+      const head = el("div", "sl-name");
+      const swatch = el("span", "sl-swatch");
+      if (color) swatch.style.background = color;
+      head.append(swatch, el("span", "sl-label", { text: track.label ?? track.name, title: track.name }));
+      if (track.silent) head.appendChild(el("span", "sl-badge", { text: "silent", title: "No signal above the silence threshold" }));
+      const controls = el("div", "sl-controls");
+      const row = { panel, color, isSource, track };
+      if (isSource) {
+        row.listen = el("button", "sl-listen", { type: "button", text: "A/B", title: "Play the source instead of the stems, level-matched" });
+        row.listen.addEventListener("click", () => this.player.setMixer({ ab: this.model.get("ab") === "source" ? "stems" : "source" }));
+        row.match = el("span", "sl-match");
+        controls.append(row.listen, row.match);
+      } else {
+        row.mute = el("button", "sl-mute", { type: "button", text: "M", title: "Mute" });
+        row.solo = el("button", "sl-solo", { type: "button", text: "S", title: "Solo (Ctrl/Alt-click: solo only this)" });
+        row.gain = el("input", "sl-gain", { type: "range", min: GAIN_MIN_DB, max: GAIN_MAX_DB, step: 0.5,
+          title: "Gain (double-click: 0 dB)", "aria-label": `${track.label ?? track.name} gain` });
+        row.db = el("span", "sl-db");
+        row.mute.addEventListener("click", () => this.toggle("muted", i));
+        row.solo.addEventListener("click", (e) => this.toggle("soloed", i, e.ctrlKey || e.metaKey || e.altKey));
+        row.gain.addEventListener("input", () => this.setGain(i, Number(row.gain.value), false));
+        row.gain.addEventListener("change", () => this.setGain(i, Number(row.gain.value), true));
+        row.gain.addEventListener("dblclick", () => this.setGain(i, 0, true));
+        controls.append(row.mute, row.solo, row.gain, row.db);
+      }
+      panel.append(head, controls);
+      row.plot = el("div", "sl-plot", { dataset: data });
+      row.canvas = el("canvas");
+      row.plot.appendChild(row.canvas);
+      this.attachPointer(row.plot);
+      panel.style.gridRow = row.plot.style.gridRow = String(i + 1);
+      if (track.silent) {
+        panel.classList.add("sl-silent");
+        row.plot.classList.add("sl-silent");
+      }
+      this.grid.append(panel, row.plot);
+      this.rows.push(row);
+    });
+    const n = tracks.length;
+    this.axisLabel = el("div", "sl-axis-label");
+    this.axisLabel.style.gridRow = String(n + 1);
+    this.axis = el("canvas", "sl-axis");
+    this.axis.style.gridRow = String(n + 1);
+    this.overlay = el("div", "sl-overlay");
+    this.overlay.style.gridRow = `1 / ${Math.max(n, 1) + 1}`;
+    this.playhead = el("div", "sl-playhead");
+    this.hover = el("div", "sl-hover");
+    this.hoverLabel = el("span", "sl-hover-label");
+    this.hover.appendChild(this.hoverLabel);
+    this.overlay.append(this.hover, this.playhead);
+    this.grid.append(this.axisLabel, this.axis, this.overlay);
+    this.layout();
+    this.updateMixer();
+  }
+
+  layout() {
+    const mode = this.model.get("view");
+    const n = this.rows.length;
+    this.root.dataset.view = mode;
+    this.grid.style.gridTemplateRows = `repeat(${n}, ${ROW_HEIGHT[mode] ?? ROW_HEIGHT.both}px) ${AXIS_HEIGHT}px`;
+    this.resize();
+  }
+
+  attachPointer(plot) {
+    const timeAt = (event) => {
+      const rect = plot.getBoundingClientRect();
+      const { t0, t1 } = this.window();
+      return t0 + clamp((event.clientX - rect.left) / rect.width, 0, 1) * (t1 - t0);
+    };
+    plot.addEventListener("pointerdown", (event) => {
+      if (event.button !== 0) return;
+      this.player.seek(timeAt(event));
+    });
+    plot.addEventListener("pointermove", (event) => this.showHover(event.clientX, timeAt(event)));
+    plot.addEventListener("pointerleave", () => (this.hover.style.display = "none"));
+  }
+
+  showHover(clientX, t) {
+    const rect = this.overlay.getBoundingClientRect();
+    this.hover.style.display = "block";
+    this.hover.style.left = `${clientX - rect.left}px`;
+    this.hoverLabel.textContent = formatTime(t);
+    this.hover.classList.toggle("sl-flip", clientX - rect.left > rect.width - 60);
+  }
+
+  onKey(event) {
+    const target = event.target;
+    if (target.closest?.("button, input")) return; // their own keys (Space presses a button)
+    if (event.key === " ") this.player.toggle();
+    else if (event.key === "Home") this.player.seek(0);
+    else return;
+    event.preventDefault();
+  }
+
+  toggle(name, i, exclusive = false) {
+    const n = this.rows.length;
+    const values = Array.from({ length: n }, (_, k) => !!(this.model.get(name) ?? [])[k]);
+    if (exclusive) {
+      const only = values.every((v, k) => v === (k === i));
+      values.forEach((_, k) => (values[k] = !only && k === i));
+    } else values[i] = !values[i];
+    this.player.setMixer({ [name]: values });
+  }
+
+  setGain(i, db, sync) {
+    const n = this.rows.length;
+    const gains = Array.from({ length: n }, (_, k) => Number((this.model.get("gains_db") ?? [])[k] ?? 0));
+    gains[i] = clamp(db, GAIN_MIN_DB, GAIN_MAX_DB);
+    // While dragging the audio follows every step; the kernel gets at most ~7 updates/s.
+    const now = performance.now();
+    const due = sync || !this.lastGainSync || now - this.lastGainSync > 150;
+    if (due) this.lastGainSync = now;
+    this.player.setMixer({ gains_db: gains }, due);
+  }
+
+  // -- state -> DOM --
+
+  updateMixer() {
+    const { audible, match, src, sourceMode } = this.player.mix();
+    const db = this.model.get("gains_db") ?? [];
+    const muted = this.model.get("muted") ?? [];
+    const soloed = this.model.get("soloed") ?? [];
+    this.rows.forEach((row, i) => {
+      row.plot.classList.toggle("sl-inaudible", !audible[i]);
+      row.panel.classList.toggle("sl-inaudible", !audible[i]);
+      if (row.isSource) {
+        row.listen.classList.toggle("sl-on", sourceMode);
+        row.listen.setAttribute("aria-pressed", String(sourceMode));
+        row.match.textContent = `match ${formatDb(20 * Math.log10(Math.max(match, 1e-6)))}`;
+        row.match.title = "Gain that makes the source as loud as the current stem mix";
+        return;
+      }
+      row.mute.classList.toggle("sl-on", !!muted[i]);
+      row.mute.setAttribute("aria-pressed", String(!!muted[i]));
+      row.solo.classList.toggle("sl-on", !!soloed[i]);
+      row.solo.setAttribute("aria-pressed", String(!!soloed[i]));
+      const value = clamp(Number(db[i] ?? 0), GAIN_MIN_DB, GAIN_MAX_DB);
+      if (document.activeElement !== row.gain || Number(row.gain.value) !== value) row.gain.value = String(value);
+      row.db.textContent = formatDb(value);
+    });
+    const ab = this.model.get("ab");
+    this.abButtons.forEach((b) => {
+      const on = b.dataset.ab === ab;
+      b.classList.toggle("sl-on", on);
+      b.setAttribute("aria-pressed", String(on));
+      b.disabled = b.dataset.ab === "source" && src < 0;
+    });
+  }
+
+  updateTransport() {
+    const p = this.player;
+    const active = p.playing || p.pendingPlay;
+    this.playButton.innerHTML = `${active ? ICON_PAUSE : ICON_PLAY}<span>${active ? "Pause" : "Play"}</span>`;
+    this.playButton.classList.toggle("sl-on", active);
+    this.playButton.disabled = !p.ready && (p.noKernel || !p.heardFromKernel);
+    this.statusLine.textContent = p.statusText;
+    this.statusLine.title = p.statusText;
+    this.statusLine.classList.toggle("sl-warn", p.noKernel || /could not|blocked|holds audio/.test(p.statusText));
+    this.updateReadout();
+  }
+
+  updateReadout() {
+    const text = `${formatTime(this.player.position())} / ${formatTime(this.player.duration())}`;
+    if (this.timeReadout.textContent !== text) this.timeReadout.textContent = text;
+  }
+
+  updateScale() {
+    const lut = lutOf(this.model.get("colormap"));
+    const g = this.colorbar.getContext("2d");
+    const image = g.createImageData(256, 1);
+    for (let v = 0; v < 256; v++) image.data.set([lut[3 * v], lut[3 * v + 1], lut[3 * v + 2], 255], 4 * v);
+    g.putImageData(image, 0, 0);
+    const label = this.model.get("db_label") ?? "";
+    this.dbLabel.textContent = label;
+    this.colorbar.parentElement.style.display = label ? "" : "none";
+  }
+
+  window() {
+    const duration = this.player.duration();
+    const t0 = this.model.get("t0") || 0;
+    let t1 = this.model.get("t1") || 0;
+    if (!(t1 > t0)) t1 = duration > t0 ? duration : t0 + 1;
+    return { t0, t1 };
+  }
+
+  updatePlayhead() {
+    if (!this.overlay) return;
+    const { t0, t1 } = this.window();
+    const t = this.player.position();
+    const width = this.overlay.clientWidth;
+    const visible = t >= t0 && t <= t1 && width > 0;
+    this.playhead.style.display = visible ? "block" : "none";
+    if (visible) this.playhead.style.left = `${((t - t0) / (t1 - t0)) * width}px`;
+    this.updateReadout();
+  }
+
+  animate() {
+    if (this.raf) return;
+    const frame = () => {
+      this.updatePlayhead();
+      this.raf = this.player.playing ? requestAnimationFrame(frame) : 0;
+    };
+    this.raf = requestAnimationFrame(frame);
+  }
+
+  // -- data --
+
+  decodeWaves() {
+    this.waves = float32Of(this.model.get("waves"));
+    this.points = float32Of(this.model.get("wave_points"));
+    this.draw();
+  }
+
+  async decodeSpecs() {
+    const generation = ++this.specGeneration;
+    const specs = this.model.get("specs") ?? [];
+    const lut = lutOf(this.model.get("colormap"));
+    const images = await Promise.all(specs.map(async (png, i) => {
+      const bytes = bytesOf(png);
+      if (!bytes || !bytes.length) return null;
+      try {
+        return await colorize(bytes, lut);
+      } catch (err) {
+        console.warn(`stemlab: spectrogram ${i} is not a readable PNG`, err);
+        return null;
+      }
+    }));
+    if (generation !== this.specGeneration) return; // newer images are on their way
+    this.specImages = images;
+    this.draw();
+  }
+
+  // -- drawing --
+
+  palette() {
+    if (!this.colors) {
+      const css = getComputedStyle(this.root);
+      const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+      this.colors = { fg: v("--sl-fg", "#222"), fg2: v("--sl-fg2", "#666"), plot: v("--sl-plot-bg", "#f4f4f4"),
+        grid: v("--sl-grid", "#ddd"), source: v("--sl-source-wave", "#555"), font: v("--sl-font", "sans-serif") };
+    }
+    return this.colors;
+  }
+
+  resize() {
+    if (!this.rows.length && !this.axis) return;
+    const dpr = window.devicePixelRatio || 1;
+    const fit = (canvas) => {
+      const w = Math.max(1, Math.round(canvas.clientWidth * dpr));
+      const h = Math.max(1, Math.round(canvas.clientHeight * dpr));
+      if (canvas.width !== w || canvas.height !== h) {
+        canvas.width = w;
+        canvas.height = h;
+      }
+    };
+    this.rows.forEach((row) => fit(row.canvas));
+    if (this.axis) fit(this.axis);
+    this.draw();
+  }
+
+  draw() {
+    if (this.drawQueued) return;
+    this.drawQueued = true;
+    requestAnimationFrame(() => {
+      this.drawQueued = false;
+      this.rows.forEach((_, i) => this.drawRow(i));
+      this.drawAxis();
+      this.updatePlayhead();
+    });
+  }
+
+  drawRow(i) {
+    const canvas = this.rows[i].canvas;
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.width / dpr;
+    const height = canvas.height / dpr;
+    if (!(width > 1 && height > 1)) return;
+    const g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const mode = this.model.get("view");
+    if (mode === "waveform") this.drawWave(g, i, 0, width, height);
+    else if (mode === "spectrogram") this.drawSpec(g, i, 0, width, height);
+    else {
+      const waveHeight = Math.round(height * 0.38);
+      this.drawWave(g, i, 0, width, waveHeight);
+      this.drawSpec(g, i, waveHeight + 1, width, height - waveHeight - 1);
+    }
+  }
+
+  drawWave(g, i, top, width, height) {
+    const c = this.palette();
+    const row = this.rows[i];
+    g.fillStyle = c.plot;
+    g.fillRect(0, top, width, height);
+    const { t0, t1 } = this.window();
+    g.fillStyle = c.grid;
+    for (const tick of timeTicks(t0, t1, width)) g.fillRect(Math.round(tick.x), top, 1, height);
+
+    const n = this.rows.length;
+    const channels = this.model.get("wave_channels") || 1;
+    const bandHeight = height / channels;
+    const color = row.color ?? c.source;
+    g.fillStyle = color;
+    g.strokeStyle = color;
+    for (let ch = 0; ch < channels; ch++) {
+      const mid = top + bandHeight * (ch + 0.5);
+      const amp = bandHeight * 0.46;
+      if (ch > 0) {
+        g.fillStyle = c.grid;
+        g.fillRect(0, Math.round(top + bandHeight * ch), width, 1);
+        g.fillStyle = color;
+      }
+      if (this.points && this.points.length % (n * channels) === 0) {
+        const count = this.points.length / (n * channels);
+        const base = (i * channels + ch) * count;
+        const step = count > 1 ? width / (count - 1) : 0;
+        g.lineWidth = 1.25;
+        g.beginPath();
+        for (let k = 0; k < count; k++) {
+          const y = mid - clamp(this.points[base + k], -1, 1) * amp;
+          if (k === 0) g.moveTo(0, y);
+          else g.lineTo(k * step, y);
+        }
+        g.stroke();
+        if (step >= 5) {
+          for (let k = 0; k < count; k++) {
+            g.beginPath();
+            g.arc(k * step, mid - clamp(this.points[base + k], -1, 1) * amp, 1.6, 0, 2 * Math.PI);
+            g.fill();
+          }
+        }
+        continue;
+      }
+      const columns = this.model.get("columns") || 1;
+      if (!this.waves || this.waves.length < n * channels * 2 * columns) {
+        g.fillRect(0, Math.round(mid), width, 1);
+        continue;
+      }
+      const base = (i * channels + ch) * 2 * columns;
+      const dx = width / columns;
+      g.beginPath();
+      for (let k = 0; k < columns; k++) g.lineTo((k + 0.5) * dx, mid - clamp(this.waves[base + columns + k], -1, 1) * amp);
+      for (let k = columns - 1; k >= 0; k--) g.lineTo((k + 0.5) * dx, mid - clamp(this.waves[base + k], -1, 1) * amp);
+      g.closePath();
+      g.fill();
+      g.lineWidth = 0.8; // keeps near-silent passages visible as a hairline
+      g.stroke();
+    }
+  }
+
+  drawSpec(g, i, top, width, height) {
+    const c = this.palette();
+    const image = this.specImages[i];
+    const track = this.rows[i].track;
+    if (image) {
+      g.imageSmoothingEnabled = true;
+      g.imageSmoothingQuality = "high";
+      g.drawImage(image, 0, top, width, height);
+    } else {
+      g.fillStyle = c.plot;
+      g.fillRect(0, top, width, height);
+      if (track.silent) {
+        g.fillStyle = c.fg2;
+        g.font = `italic 10px ${c.font}`;
+        g.textBaseline = "middle";
+        g.fillText("silent", 6, top + height / 2);
+      }
+    }
+    const ticks = this.model.get("freq_ticks") ?? [];
+    if (!ticks.length) return;
+    g.font = `9px ${c.font}`;
+    g.textAlign = "right";
+    g.textBaseline = "middle";
+    let lastY = Infinity;
+    for (const [fraction, label] of ticks) {
+      const y = top + (1 - fraction) * height;
+      if (y < top || y > top + height) continue;
+      g.fillStyle = "rgba(255,255,255,0.75)";
+      g.fillRect(width - 4, Math.round(y), 4, 1);
+      // Labels on the first row only (the scale is shared), skipping those that would collide.
+      if (i !== 0 || Math.abs(lastY - y) < 10 || y - top < 4 || top + height - y < 4) continue;
+      lastY = y;
+      const w = g.measureText(label).width;
+      g.fillStyle = "rgba(0,0,0,0.55)";
+      g.fillRect(width - w - 10, y - 5.5, w + 5, 11);
+      g.fillStyle = "#fff";
+      g.fillText(label, width - 6, y + 0.5);
+    }
+    g.textAlign = "left";
+  }
+
+  drawAxis() {
+    const canvas = this.axis;
+    if (!canvas) return;
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.width / dpr;
+    const height = canvas.height / dpr;
+    const g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const c = this.palette();
+    const { t0, t1 } = this.window();
+    g.fillStyle = c.grid;
+    g.fillRect(0, 0, width, 1);
+    g.font = `10px ${c.font}`;
+    g.textBaseline = "top";
+    const ticks = timeTicks(t0, t1, width);
+    ticks.forEach((tick, k) => {
+      g.fillStyle = c.grid;
+      g.fillRect(Math.round(tick.x), 0, 1, 5);
+      g.fillStyle = c.fg2;
+      const w = g.measureText(tick.label).width;
+      const x = clamp(tick.x - w / 2, 0, width - w);
+      g.fillText(tick.label, x, 7);
+    });
+    this.axisLabel.textContent = t0 > 0 || t1 < this.player.duration() - 1e-6 ? formatWindow(t0, t1) : "time";
+  }
+}
+
+// ---- anywidget entry points --------------------------------------------------------------
+
+export default {
+  initialize({ model }) {
+    const player = playerFor(model);
+    return () => player.destroy();
+  },
+  render({ model, el: host }) {
+    const view = new View(model, host, playerFor(model));
+    hideSnapshot(host);
+    return () => view.destroy();
+  },
+};
+
+// The kernel displays a still picture of the explorer just before it (for a notebook reopened
+// without a kernel, where widgets cannot render). A live widget hides that picture.
+function hideSnapshot(host) {
+  requestAnimationFrame(() => {
+    const output = host.closest(".jp-OutputArea-child, .output_area");
+    let previous = output?.previousElementSibling;
+    for (let hops = 0; previous && hops < 3; hops += 1, previous = previous.previousElementSibling) {
+      const snapshot = previous.querySelector(".stemlab-snapshot");
+      if (snapshot) {
+        previous.style.display = "none";
+        return;
+      }
+    }
+  });
+}

@@ -1,0 +1,355 @@
+"""``StemView``: stacked waveform/spectrogram rows with an in-browser, sample-synced stem mixer.
+
+The kernel computes what is drawn (min/max envelopes, 8-bit spectrogram PNGs, axis labels) and
+sets it as traits; the browser (``stemview.js``) draws it and plays every track with Web Audio:
+one ``AudioBufferSourceNode`` and one ``GainNode`` per track, all started at the same
+``AudioContext`` time.
+
+Audio is deliberately *not* a trait, so a notebook saved with widget state stays small: the MP3s
+live on the Python object (:meth:`StemView.set_audio`) and go to the page as binary buffers of
+custom comm messages when the page asks for them.
+
+Message protocol (custom messages on the widget's comm):
+
+=================  ==========================================================  ===========
+direction          content                                                     buffers
+=================  ==========================================================  ===========
+page -> kernel     ``{"type": "need-audio"}`` (sent by every page on load)      none
+kernel -> page     ``{"type": "audio", "index": i, "count": n, "version": v}``  ``[mp3]``
+kernel -> page     ``{"type": "no-audio"}`` (asked before ``set_audio``)        none
+kernel -> page     ``{"type": "seek", "t": seconds}``                           none
+=================  ==========================================================  ===========
+
+The page writes ``position`` (about 10 Hz while playing, and on pause and seek), ``playing``,
+``status``, ``gains_db``, ``muted``, ``soloed`` and ``ab``.
+
+Examples
+--------
+>>> import numpy as np
+>>> view = StemView(tracks=[{"name": "mix", "kind": "source"}, {"name": "drums"}], duration=6.0)
+>>> [t["kind"] for t in view.tracks], view.gains_db, view.muted
+(['source', 'stem'], [0.0, 0.0], [False, False])
+>>> view.t1
+6.0
+>>> view.waves = pack_waves(np.zeros((2, 1, 2, view.columns)))
+>>> len(view.waves) == 2 * 1 * 2 * 1000 * 4
+True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import uuid
+from collections.abc import Sequence
+
+import anywidget
+import numpy as np
+from traitlets import Bool, Bytes, Dict, Float, Int, List, TraitError, Tuple, Unicode, default, observe, validate
+
+from .spectrogram import colormap_lut
+
+__all__ = ["StemView", "pack_waves", "energy_matrix", "GAIN_MIN_DB", "GAIN_MAX_DB"]
+
+GAIN_MIN_DB = -60.0  # the bottom of the fader: silence
+GAIN_MAX_DB = 12.0
+VIEWS = ("waveform", "spectrogram", "both")
+KINDS = ("source", "stem", "residual", "sum")
+AB_MODES = ("stems", "source")
+
+
+class StemView(anywidget.AnyWidget):
+    """One row per track (source first, then stems), a shared time axis, and a synced mixer.
+
+    Parameters are the traits below, all optional; ``tracks`` sets the row count, and
+    ``gains_db``/``muted``/``soloed`` follow it (kept values, new rows at 0 dB, unmuted).
+
+    Traits
+    ------
+    tracks : list of dict
+        Per row: ``{"name", "label", "kind", "silent"}`` (and optionally ``"color"``, a CSS
+        colour). ``kind`` is ``"source"``, ``"stem"``, ``"residual"`` or ``"sum"``; ``label``
+        defaults to ``name``, ``silent`` to False.
+    duration : float
+        Seconds; every track shares the source's timeline.
+    view : {"waveform", "spectrogram", "both"}
+    t0, t1 : float
+        The visible window in seconds (``t1`` defaults to ``duration``).
+    columns : int
+        Data columns of every envelope and spectrogram image.
+    waves : bytes
+        float32 little-endian ``(n_tracks, wave_channels, 2, columns)``: per column min then max,
+        in [-1, 1], over [t0, t1]. See :func:`pack_waves`.
+    wave_channels : {1, 2}
+        1 (mid) or 2 (left and right, drawn as two halves).
+    wave_points : bytes
+        For sample-level zoom: float32 ``(n_tracks, wave_channels, n_points)``, the raw samples
+        spanning [t0, t1] inclusive (point ``k`` is at ``t0 + k * (t1 - t0) / (n_points - 1)``);
+        drawn as a line with dots instead of the envelope. Empty otherwise.
+    specs : list of bytes
+        One 8-bit grayscale PNG per track (rows x columns, row 0 = highest frequency), ``b""``
+        for silent tracks. See :func:`gray_png`.
+    colormap : bytes
+        256 x 3 uint8 RGB lookup table applied to the gray PNGs (default: magma).
+    freq_ticks : list of (float, str)
+        ``(fraction from the bottom, label)`` for the spectrogram's frequency axis.
+    db_label : str
+        The colour scale's caption, e.g. ``"-80 .. 0 dBFS (shared by all stems)"``.
+    gains_db : list of float
+        Per-track fader in dB, clipped to [-60, +12]; -60 means silence.
+    muted, soloed : list of bool
+        DAW semantics: with any stem soloed, only soloed and unmuted stems play, else all
+        unmuted stems. The source row takes no part in the stem mix.
+    ab : {"stems", "source"}
+        ``"source"`` plays only the source, level-matched to the current stem mix.
+    energy : list of list of float
+        Gram matrix ``<x_i, x_j> / N`` of all tracks' audio (see :func:`energy_matrix`); the mix
+        power for linear gains ``g`` is ``g^T E g``.
+    playing : bool
+        Set by the page; set it from Python to play or pause.
+    position : float
+        Seconds, written by the page. Use :meth:`seek` to move it.
+    status : str
+        Written by the page (e.g. ``"ready: 13 tracks decoded in 2.4 s"``).
+
+    Examples
+    --------
+    >>> view = StemView(tracks=[{"name": "mix", "kind": "source"}, {"name": "bass"}], duration=3)
+    >>> view.set_audio([b"...mp3 bytes...", b"...mp3 bytes..."])   # doctest: +SKIP
+    >>> view.muted = [False, True]          # the page follows
+    >>> view.seek(1.5)                      # doctest: +SKIP
+    >>> html = view.to_html()               # a self-contained player page
+    >>> html.startswith("<!doctype html>")
+    True
+    """
+
+    _esm = pathlib.Path(__file__).parent / "stemview.js"
+    _css = pathlib.Path(__file__).parent / "stemview.css"
+
+    _uid = Unicode().tag(sync=True)
+    tracks = List(Dict()).tag(sync=True)
+    duration = Float(0.0).tag(sync=True)
+    view = Unicode("both").tag(sync=True)
+    t0 = Float(0.0).tag(sync=True)
+    t1 = Float(0.0).tag(sync=True)
+    columns = Int(1000).tag(sync=True)
+    waves = Bytes(b"").tag(sync=True)
+    wave_channels = Int(1).tag(sync=True)
+    wave_points = Bytes(b"").tag(sync=True)
+    specs = List(Bytes()).tag(sync=True)
+    colormap = Bytes(b"").tag(sync=True)
+    freq_ticks = List(Tuple(Float(), Unicode())).tag(sync=True)
+    db_label = Unicode("").tag(sync=True)
+    gains_db = List(Float()).tag(sync=True)
+    muted = List(Bool()).tag(sync=True)
+    soloed = List(Bool()).tag(sync=True)
+    ab = Unicode("stems").tag(sync=True)
+    energy = List(List(Float())).tag(sync=True)
+    playing = Bool(False).tag(sync=True)
+    position = Float(0.0).tag(sync=True)
+    status = Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs):
+        if "t1" not in kwargs and "duration" in kwargs:
+            kwargs["t1"] = float(kwargs["duration"])
+        if "colormap" not in kwargs:
+            kwargs["colormap"] = colormap_lut("magma")
+        self._audio: list[bytes] = []
+        self._audio_version = 0
+        self._audio_requested = False
+        super().__init__(**kwargs)
+        self.on_msg(self._handle_message)
+
+    # ---- defaults and validation ------------------------------------------------------------
+
+    @default("_uid")
+    def _default_uid(self):
+        return uuid.uuid4().hex
+
+    @validate("tracks")
+    def _valid_tracks(self, proposal):
+        rows = []
+        for i, track in enumerate(proposal["value"]):
+            if not isinstance(track.get("name"), str) or not track["name"]:
+                raise TraitError(f"tracks[{i}] needs a non-empty 'name', got {track!r}")
+            kind = track.get("kind", "stem")
+            if kind not in KINDS:
+                raise TraitError(f"tracks[{i}]['kind'] must be one of {KINDS}, got {kind!r}")
+            rows.append({**track, "kind": kind, "label": str(track.get("label") or track["name"]),
+                         "silent": bool(track.get("silent", False))})
+        if sum(row["kind"] == "source" for row in rows) > 1:
+            raise TraitError("at most one track may have kind 'source'")
+        return rows
+
+    @observe("duration")
+    def _window_follows_duration(self, change):
+        if self.t1 <= self.t0:
+            self.t1 = change["new"]
+
+    @observe("tracks")
+    def _resize_mixer(self, change):
+        n = len(change["new"])
+        with self.hold_trait_notifications():
+            self.gains_db = (list(self.gains_db) + [0.0] * n)[:n]
+            self.muted = (list(self.muted) + [False] * n)[:n]
+            self.soloed = (list(self.soloed) + [False] * n)[:n]
+
+    @validate("view")
+    def _valid_view(self, proposal):
+        return _one_of("view", proposal["value"], VIEWS)
+
+    @validate("ab")
+    def _valid_ab(self, proposal):
+        return _one_of("ab", proposal["value"], AB_MODES)
+
+    @validate("wave_channels")
+    def _valid_wave_channels(self, proposal):
+        if proposal["value"] not in (1, 2):
+            raise TraitError(f"wave_channels must be 1 or 2, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("columns")
+    def _valid_columns(self, proposal):
+        if proposal["value"] < 1:
+            raise TraitError(f"columns must be >= 1, got {proposal['value']!r}")
+        return proposal["value"]
+
+    @validate("duration", "t0", "t1", "position")
+    def _valid_seconds(self, proposal):
+        value = proposal["value"]
+        if not math.isfinite(value) or value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be a finite number of seconds >= 0, got {value!r}")
+        return value
+
+    @validate("gains_db")
+    def _valid_gains(self, proposal):
+        gains = []
+        for value in proposal["value"]:
+            if math.isnan(value):
+                raise TraitError("gains_db must not contain NaN")
+            gains.append(min(GAIN_MAX_DB, max(GAIN_MIN_DB, float(value))))
+        return gains
+
+    @validate("colormap")
+    def _valid_colormap(self, proposal):
+        if len(proposal["value"]) not in (0, 256 * 3):
+            raise TraitError(f"colormap must be 768 bytes (256 RGB entries), got {len(proposal['value'])}")
+        return proposal["value"]
+
+    @validate("energy")
+    def _valid_energy(self, proposal):
+        matrix = proposal["value"]
+        if any(len(row) != len(matrix) for row in matrix):
+            raise TraitError("energy must be a square matrix (n_tracks x n_tracks)")
+        return matrix
+
+    # ---- audio and transport ----------------------------------------------------------------
+
+    def set_audio(self, mp3s: Sequence[bytes | bytearray | memoryview | str | os.PathLike]) -> None:
+        """Give the player one MP3 per track (bytes, or paths to MP3 files), in row order.
+
+        The bytes stay on this Python object; pages that already asked for audio get the new
+        set at once, later pages when they load.
+        """
+        audio = [pathlib.Path(item).read_bytes() if isinstance(item, (str, os.PathLike)) else bytes(item)
+                 for item in mp3s]
+        if self.tracks and len(audio) != len(self.tracks):
+            raise ValueError(f"set_audio got {len(audio)} files for {len(self.tracks)} tracks")
+        self._audio = audio
+        self._audio_version += 1
+        if self._audio_requested:
+            self._send_audio()
+
+    @property
+    def audio(self) -> list[bytes]:
+        """The MP3 bytes given to :meth:`set_audio` (a copy of the list)."""
+        return list(self._audio)
+
+    def seek(self, t: float) -> None:
+        """Move the playhead of every page showing this widget to ``t`` seconds (playing or not)."""
+        t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"seek needs a finite time, got {t!r}")
+        self.send({"type": "seek", "t": min(max(t, 0.0), self.duration or t)})
+
+    def play(self) -> None:
+        """Start playback in the page (same as ``view.playing = True``)."""
+        self.playing = True
+
+    def pause(self) -> None:
+        """Pause playback in the page (same as ``view.playing = False``)."""
+        self.playing = False
+
+    def to_html(self, path: str | os.PathLike | None = None, *, title: str | None = None) -> str:
+        """A self-contained HTML page (no CDN, works from ``file://``) with this view and its audio.
+
+        Writes it to ``path`` when given; returns the HTML either way.
+        """
+        from .standalone import standalone_html
+
+        html = standalone_html(self, title=title)
+        if path is not None:
+            pathlib.Path(path).write_text(html, encoding="utf-8")
+        return html
+
+    def _handle_message(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("type") == "need-audio":
+            self._audio_requested = True
+            self._send_audio()
+
+    def _send_audio(self) -> None:
+        if not self._audio:
+            self.send({"type": "no-audio"})
+            return
+        count = len(self._audio)
+        for index, mp3 in enumerate(self._audio):
+            self.send({"type": "audio", "index": index, "count": count, "version": self._audio_version},
+                      buffers=[mp3])
+
+
+# ---- helpers for the kernel side: the exact byte formats the page expects -------------------
+
+def pack_waves(envelopes: np.ndarray) -> bytes:
+    """``waves`` bytes from a ``(n_tracks, wave_channels, 2, columns)`` min/max array.
+
+    >>> len(pack_waves(np.zeros((3, 2, 2, 10))))
+    480
+    """
+    envelopes = np.asarray(envelopes)
+    if envelopes.ndim != 4 or envelopes.shape[2] != 2:
+        raise ValueError(f"envelopes must be (n_tracks, channels, 2, columns), got {envelopes.shape}")
+    return np.clip(envelopes, -1, 1).astype("<f4").tobytes()
+
+
+def energy_matrix(tracks: Sequence[np.ndarray]) -> list[list[float]]:
+    """The ``energy`` trait: mean products ``<x_i, x_j> / N`` of equally long tracks.
+
+    Each track is ``(channels, samples)`` or ``(samples,)``; channels are summed into the inner
+    product, so ``g^T E g`` is the power of the mix ``sum g_i x_i`` (per sample, all channels).
+
+    >>> x = np.ones((2, 100), np.float32)
+    >>> energy_matrix([x, 0.5 * x])
+    [[2.0, 1.0], [1.0, 0.5]]
+    """
+    arrays = [np.atleast_2d(np.asarray(t)) for t in tracks]
+    if not arrays:
+        return []
+    channels = max(a.shape[0] for a in arrays)
+    if any(a.shape[0] not in (1, channels) for a in arrays):
+        raise ValueError(f"tracks mix channel counts {[a.shape[0] for a in arrays]}")
+    n_samples = min(a.shape[1] for a in arrays)
+    gram = np.zeros((len(arrays), len(arrays)))
+    step = 1 << 16
+    for start in range(0, n_samples, step):
+        chunk = np.stack([np.broadcast_to(a[:, start:start + step], (channels, min(step, n_samples - start)))
+                          .reshape(-1) for a in arrays]).astype(np.float64)
+        gram += chunk @ chunk.T
+    gram /= max(n_samples, 1)
+    return [[float(v) for v in row] for row in gram]
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise TraitError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
