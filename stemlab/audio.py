@@ -31,7 +31,7 @@ import soundfile as sf
 
 from .errors import DecodeError, UsageError
 
-__all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "MP3_FRAME"]
+__all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "release_pages", "MP3_FRAME"]
 
 MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame
 BLOCK = 1 << 16   # frames decoded per block
@@ -200,3 +200,21 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
         Path(tmp).unlink(missing_ok=True)
         raise
     return np.load(cache_file, mmap_mode="r")
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Let the OS take back the memory pages of a memory-mapped array (e.g. a decoded stem).
+
+    The file stays in the page cache, so the next access costs a page-table fault, not a read;
+    but the pages stop counting in this process's memory. A no-op for ordinary arrays.
+    """
+    import mmap
+
+    base = array
+    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            base._mmap.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # closed, or the platform refuses: memory is only a concern
+            pass
