@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,9 +43,8 @@ def lab(tmp_path):
     port = _free_port()
     env = jupyter_env(tmp_path / "jupyter")
     env["STEMLAB_CACHE_DIR"] = str(tmp_path / "cache")
-    bin_dir = Path(shutil.which("python") or "").parent
     command = jupyter_lab_command(root, port=port, token=TOKEN)
-    command[0] = str(Path(__import__("sys").executable).with_name("jupyter"))
+    command[0] = str(Path(sys.executable).with_name("jupyter"))  # this venv's jupyter
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "lab.log").open("w"))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -63,7 +63,6 @@ def lab(tmp_path):
             httpx.delete(f"{base}/api/kernels/{kernel['id']}", params={"token": TOKEN}, timeout=10)
         server.terminate()
         server.wait(timeout=20)
-        del bin_dir
 
 
 def _names(page) -> list[str]:
@@ -113,4 +112,57 @@ def test_notebook_plays_mutes_and_solos_in_jupyterlab(lab):
         _, later = kernel_exec(page, "print(explorer.view.playing, explorer.view.position)").split()
         assert float(later) > float(position)
         page.screenshot(path=str(ARTIFACTS / "explorer-lab.png"), full_page=False)
+        browser.close()
+
+
+def _executed_explorer_notebook(folder: Path, cache: Path) -> Path:
+    """A small notebook with an explorer on the demo song, executed by nbclient (widget state saved)."""
+    import os
+
+    import nbclient.output_widget as output_widget
+    import nbformat
+    from nbclient import NotebookClient
+
+    output_widget.OutputWidget.sync_state = lambda self: None  # jupyter/nbclient#312
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import stemlab\nexplorer = stemlab.explore(stemlab.demo_song())\nexplorer")])
+    os.environ["STEMLAB_CACHE_DIR"] = str(cache)
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    path = folder / "saved.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _shows_the_explorer_without_a_kernel(page) -> str:
+    """Wait until the output says to re-run, and the rows are visible: drawn by the widget from saved
+    state, or as the still picture. Returns which."""
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{NOTEBOOK} .jp-OutputArea-output')]"
+        ".some((el) => el.offsetParent !== null && /re-run (this|the) cell/.test(el.textContent))", timeout=60_000)
+    if page.locator(f"{NOTEBOOK} .stemlab-snapshot img").is_visible():
+        assert page.locator(f"{NOTEBOOK} .stemlab-snapshot img").evaluate("(img) => img.naturalWidth") > 500
+        return "picture"
+    assert page.locator(f"{NOTEBOOK} .sl-plot").count() >= 13
+    return "widget"
+
+
+def test_explorer_opens_without_a_kernel(lab, tmp_path):
+    """Reopened later, the explorer still shows its rows and says to re-run the cell to play: with
+    the widget state saved in the notebook (nbclient saves it) and without (JupyterLab's default)."""
+    import json
+
+    root = tmp_path / "root"  # the lab fixture serves this folder
+    saved = _executed_explorer_notebook(root, tmp_path / "cache")
+    stateless = json.loads(saved.read_text())
+    stateless["metadata"].pop("widgets", None)
+    (root / "stateless.ipynb").write_text(json.dumps(stateless))
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        seen = []
+        for name in ("saved.ipynb", "stateless.ipynb"):
+            page.goto(f"{lab}/lab/tree/{name}?reset&token={TOKEN}")
+            seen.append(_shows_the_explorer_without_a_kernel(page))
+        page.screenshot(path=str(ARTIFACTS / "explorer-no-kernel.png"))
+        assert seen[1] == "picture"
         browser.close()
