@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import big_library, median_time, verdict  # noqa: E402
+from common import big_library, interleaved, median_time, verdict  # noqa: E402
 
 from stemlab.config import Settings  # noqa: E402
 from stemlab.fetch import fetch  # noqa: E402
@@ -80,15 +80,14 @@ def main(repeat: int = 3) -> int:
     def cold_decode():
         stemset.with_options().decode_all()
 
-    decode = median_time(cold_decode, repeat=repeat, setup=lambda: shutil.rmtree(derived, ignore_errors=True))
-
     def soundfile_loop():
         import soundfile as sf
 
         for track in tracks:
             sf.read(str(track.path), dtype="float32")
 
-    decode_baseline = median_time(soundfile_loop, repeat=repeat)
+    decode, decode_baseline = interleaved(cold_decode, soundfile_loop, repeat=max(repeat, 5),
+                                          setup=lambda: shutil.rmtree(derived, ignore_errors=True))
     results.append(verdict("cold decode", decode, decode_baseline, "soundfile loop", target=1.6))
 
     warm_settings = settings._with({"cache_dir": work / "warm"})

@@ -22,6 +22,23 @@ def median_time(fn: Callable[[], object], *, repeat: int = 3, setup: Callable[[]
     return statistics.median(times)
 
 
+def interleaved(ours: Callable[[], object], baseline: Callable[[], object], *, repeat: int = 5,
+                setup: Callable[[], object] | None = None) -> tuple[float, float]:
+    """Median times of ``ours()`` and ``baseline()`` run alternately, so that a shared, noisy
+    machine's slow and fast moments fall on both (``setup()`` runs untimed before each of ours)."""
+    a, b = [], []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        started = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        baseline()
+        b.append(time.perf_counter() - started)
+    return statistics.median(a), statistics.median(b)
+
+
 def verdict(name: str, ours: float, baseline: float, baseline_name: str, *, target: float) -> bool:
     """Print one line: our median, the baseline's, their ratio and the target. Returns pass/fail."""
     ratio = baseline / ours if ours > 0 else float("inf")

@@ -1,14 +1,13 @@
 """Decode audio files to float32 ``(channels, samples)`` arrays, at full length, and cache them.
 
-MP3s are decoded by miniaudio (dr_mp3), which scans every frame and trims the encoder delay
-and padding a LAME/Xing tag announces. libsndfile (soundfile) is not used for MP3 because of two
-pitfalls measured here with libsndfile 1.2.2: it silently truncates a VBR MP3 that has no
-Xing/Info frame (it guesses the length from the first frame's bitrate), and it returns wrong
-samples around some block boundaries when an MP3 is read in several calls (up to 0.33 off,
-e.g. with 65536-frame blocks). Other formats (wav, flac, ogg) are decoded by libsndfile.
+Files are decoded by libsndfile (soundfile) in a single read call. Two libsndfile 1.2.2 MP3
+pitfalls shape this module (both measured here):
 
-Decoding is streamed block by block, so :func:`decode_cached` writes straight into its ``.npy``
-file without a full-size buffer.
+* a VBR MP3 without a Xing/Info frame is silently truncated (libsndfile guesses its length from
+  the first frame's bitrate). Every MP3's frames are therefore counted by a scan (miniaudio), and
+  a file libsndfile under-counts is decoded by miniaudio instead, at full length;
+* an MP3 read in several calls comes back with wrong samples around some block boundaries (up to
+  0.33 off with 65536-frame blocks), so MP3s are never read block-wise through libsndfile.
 
 >>> import numpy as np, soundfile as sf, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
@@ -31,7 +30,7 @@ import soundfile as sf
 
 from .errors import DecodeError, UsageError
 
-__all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "release_pages", "MP3_FRAME"]
+__all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "Scratch", "release_pages", "MP3_FRAME"]
 
 MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame
 BLOCK = 1 << 16   # frames decoded per block
@@ -45,6 +44,7 @@ class AudioInfo:
     channels: int
     frames: int
     format: str
+    decoder: str = "libsndfile"  # or "miniaudio", for MP3s libsndfile would truncate
 
     @property
     def duration(self) -> float:
@@ -65,59 +65,47 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     Raises :class:`DecodeError` for a file no decoder can read.
     """
     path = Path(path)
-    if _is_mp3(path):
-        import miniaudio
-
-        try:
-            info = miniaudio.mp3_get_file_info(str(path))
-        except miniaudio.DecodeError as exc:
-            raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
-        if info.num_frames <= 0 or info.sample_rate <= 0:
-            raise DecodeError(f"cannot decode {path.name}: it holds no MP3 audio frames")
-        return AudioInfo(int(info.sample_rate), int(info.nchannels), int(info.num_frames), "MP3")
     try:
-        info = sf.info(str(path))
+        header = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise DecodeError(f"cannot read {path.name}: {exc}; stemlab reads wav, flac, ogg and mp3") from None
-    return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames), info.format)
+        if not _is_mp3(path):
+            raise DecodeError(f"cannot read {path.name}: {exc}; stemlab reads wav, flac, ogg and mp3") from None
+        header = None
+    if not _is_mp3(path):
+        return AudioInfo(int(header.samplerate), int(header.channels), int(header.frames), header.format)
+    import miniaudio
+
+    try:
+        scan = miniaudio.mp3_get_file_info(str(path))
+    except miniaudio.DecodeError as exc:
+        raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
+    if scan.num_frames <= 0 or scan.sample_rate <= 0:
+        raise DecodeError(f"cannot decode {path.name}: it holds no MP3 audio frames")
+    trusted = header is not None and header.frames >= scan.num_frames - 2 * MP3_FRAME
+    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), int(header.frames if trusted else scan.num_frames),
+                     "MP3", "libsndfile" if trusted else "miniaudio")
 
 
-def _blocks(path: Path, info: AudioInfo) -> Iterator[np.ndarray]:
-    """The file's audio as consecutive float32 ``(frames, channels)`` blocks."""
-    if info.format == "MP3":
+def _read_into(path: Path, info: AudioInfo, frames: np.ndarray) -> None:
+    """Fill ``frames`` (``(info.frames, channels)``, C-contiguous float32) with the whole file."""
+    if info.decoder == "miniaudio":
         import miniaudio
 
+        done = 0
         for chunk in miniaudio.stream_file(str(path), output_format=miniaudio.SampleFormat.FLOAT32,
                                            nchannels=info.channels, sample_rate=info.sr, frames_to_read=BLOCK):
-            yield np.frombuffer(chunk, dtype=np.float32).reshape(-1, info.channels)
-    else:
-        yield from sf.blocks(str(path), blocksize=BLOCK, dtype="float32", always_2d=True)
-
-
-def _fill(path: Path, info: AudioInfo, write) -> None:
-    """Pass exactly ``info.frames`` frames of the file to ``write``, zero-padding a short stream."""
-    done = 0
-    for block in _blocks(path, info):
-        block = block[: info.frames - done]
-        if len(block):
-            write(block)
+            block = np.frombuffer(chunk, dtype=np.float32).reshape(-1, info.channels)[: info.frames - done]
+            frames[done: done + len(block)] = block
             done += len(block)
-        if done >= info.frames:
-            break
-    if done < info.frames:
-        write(np.zeros((info.frames - done, info.channels), dtype=np.float32))
+    else:
+        with sf.SoundFile(str(path)) as snd:  # one read call: see the module docstring
+            done = len(snd.read(frames=info.frames, out=frames))
+    frames[done:] = 0.0  # a stream shorter than its header promised
 
 
 def _decode_native(path: Path, info: AudioInfo) -> np.ndarray:
     out = np.empty((info.channels, info.frames), dtype=np.float32, order="F")
-    frames = out.T  # (frames, channels), C-contiguous: the blocks' layout
-    position = [0]
-
-    def write(block):
-        frames[position[0]: position[0] + len(block)] = block
-        position[0] += len(block)
-
-    _fill(path, info, write)
+    _read_into(path, info, out.T)
     return out
 
 
@@ -162,19 +150,27 @@ def decode(path: str | os.PathLike, *, sr: int | None = None, mono: bool = False
 load_audio = decode
 
 
-def _stream_to_npy(path: Path, info: AudioInfo, f: BinaryIO) -> None:
-    """Decode into an open ``.npy`` file: Fortran order, so its bytes are the decoder's frames."""
+def _write_npy(path: Path, info: AudioInfo, f: BinaryIO, scratch: np.ndarray | None) -> None:
+    """Decode into an open ``.npy`` file: Fortran order, so its bytes are the decoder's frames.
+
+    ``scratch``, a float32 buffer reused across files, spares a fresh allocation (and its page
+    faults) per file.
+    """
+    size = info.frames * info.channels
+    frames = (scratch[:size] if scratch is not None and scratch.size >= size
+              else np.empty(size, dtype=np.float32)).reshape(info.frames, info.channels)
+    _read_into(path, info, frames)
     np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": True,
                                              "shape": (info.channels, info.frames)})
-    _fill(path, info, lambda block: f.write(memoryview(np.ascontiguousarray(block, dtype="<f4"))))
+    f.write(memoryview(frames))
 
 
 def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr: int | None = None,
-                  mono: bool = False) -> np.ndarray:
+                  mono: bool = False, scratch: "Scratch | None" = None) -> np.ndarray:
     """Like :func:`decode`, but keep the result in ``cache_file`` (.npy) and return it memory-mapped.
 
-    The first call decodes straight into the .npy file; later calls only map it. The file
-    appears under its final name only once complete.
+    The first call decodes and writes the .npy file; later calls only map it. The file appears
+    under its final name only once complete. Pass a :class:`Scratch` when decoding many files.
     """
     cache_file = Path(cache_file)
     try:
@@ -192,7 +188,7 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
     try:
         with os.fdopen(fd, "wb") as f:
             if (sr is None or sr == info.sr) and not (mono and info.channels > 1):
-                _stream_to_npy(path, info, f)
+                _write_npy(path, info, f, scratch.get(info.frames * info.channels) if scratch else None)
             else:
                 np.save(f, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
         os.replace(tmp, cache_file)
@@ -200,6 +196,26 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
         Path(tmp).unlink(missing_ok=True)
         raise
     return np.load(cache_file, mmap_mode="r")
+
+
+class Scratch:
+    """One reusable float32 decode buffer per thread (for decoding many files in a thread pool).
+
+    >>> scratch = Scratch()
+    >>> scratch.get(10).size >= 10
+    True
+    """
+
+    def __init__(self):
+        import threading
+
+        self._local = threading.local()
+
+    def get(self, size: int) -> np.ndarray:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or buffer.size < size:
+            buffer = self._local.buffer = np.empty(size, dtype=np.float32)
+        return buffer
 
 
 def release_pages(array: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from .audio import AudioInfo, decode_cached, probe
+from .audio import AudioInfo, Scratch, decode_cached, probe
 from .errors import CacheError, UsageError
 from .taxonomy import TWELVE_STEMS, TWO_STEMS, canonical_name, safe_name
 
@@ -83,10 +83,14 @@ class Stem:
 
     @property
     def audio(self) -> np.ndarray:
+        return self.load()
+
+    def load(self, *, scratch: Scratch | None = None) -> np.ndarray:
+        """``audio``, decoding it into the set's ``derived/`` folder first if needed."""
         if self._audio is None:
             sr, mono = self._owner._target_sr, self._owner.mono
             kind = f"{sr or 'native'}{'.mono' if mono else ''}"
-            self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono)
+            self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono, scratch=scratch)
         return self._audio
 
     def mp3_bytes(self) -> bytes:
@@ -286,8 +290,9 @@ class StemSet:
     def decode_all(self, *, max_workers: int | None = None) -> "StemSet":
         """Decode (or map) the source and every stem now, in parallel threads. Returns ``self``."""
         tracks = [*([self.source] if self.source else []), *self]
+        scratch = Scratch()  # one decode buffer per worker thread, freed with them
         with ThreadPoolExecutor(max_workers=max_workers or min(len(tracks), os.cpu_count() or 2)) as pool:
-            list(pool.map(lambda t: t.audio, tracks))
+            list(pool.map(lambda t: t.load(scratch=scratch), tracks))
         return self
 
     def arrays(self) -> dict[str, np.ndarray]:
