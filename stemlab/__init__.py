@@ -33,6 +33,7 @@ _EXPORTS = {
     "plot_spectrogram": "stemlab.view.plots",
     "plot_stems": "stemlab.view.plots",
     "demo_song": "stemlab.demo",
+    "separate": "stemlab.separation",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -2,7 +2,8 @@
 
 Two taxonomies exist: the 12-stem split and the 2-stem split. The grouping between them is
 ``vocals = vocals + backing_vocals`` and ``instrumental = everything else``, so sets of different
-granularity can be compared.
+granularity can be compared. ``other`` (as in MUSDB18 and Demucs) means everything a set's other
+stems do not cover; a label nothing matches becomes ``unknown_<slug>``.
 
 >>> canonical_name("Backing_Vocals"), canonical_name(" (FX)"), canonical_name("Accompaniment")
 ('backing_vocals', 'fx', 'instrumental')
@@ -50,9 +51,10 @@ _SYNONYMS = {
     "percussion": ["percussion", "perc"],
     "strings": ["strings", "string", "orchestra"],
     "synth": ["synth", "synths", "synthesizer", "synthesiser", "pad"],
-    "fx": ["fx", "fxother", "other", "others", "effects", "sfx", "soundeffects"],
+    "fx": ["fx", "fxother", "effects", "sfx", "soundeffects"],
     "brass": ["brass", "horns", "horn"],
     "woodwinds": ["woodwinds", "woodwind", "winds", "wind"],
+    "other": ["other", "others", "rest", "remainder"],
     "instrumental": ["instrumental", "instrumentals", "accompaniment", "backingtrack", "inst", "karaoke",
                      "novocals", "music", "minusone"],
 }
@@ -84,20 +86,20 @@ def canonical_name(label: str | None) -> str | None:
 
 
 def safe_name(label: str | None, taken: Iterable[str] = ()) -> str:
-    """A file-safe canonical name for ``label``: the canonical one, else ``other_<slug>``.
+    """A file-safe canonical name for ``label``: the canonical one, else ``unknown_<slug>``.
 
     Never returns raw provider text: unknown labels are reduced to ``[a-z0-9_]``, at most 24
     characters, and numbered when they collide with a name already ``taken``.
 
     >>> safe_name("Theremin ../../etc")
-    'other_theremin_etc'
+    'unknown_theremin_etc'
     >>> safe_name("Vocals", taken=["vocals"])
     'vocals_2'
     """
     name = canonical_name(label)
     if name is None:
         slug = re.sub(r"[^a-z0-9]+", "_", (label or "").lower()).strip("_")[:24].strip("_")
-        name = f"other_{slug}" if slug else "other"
+        name = f"unknown_{slug}" if slug else "unknown"
     taken = set(taken)
     candidate, n = name, 2
     while candidate in taken:
@@ -113,7 +115,7 @@ def group_of(name: str, taxonomy: Iterable[str]) -> str | None:
     for coarse, members in GROUPS.items():
         if name in members and coarse in taxonomy:
             return coarse
-    if name.startswith("other") and "instrumental" in taxonomy:
+    if (name == "other" or name.startswith("unknown")) and "instrumental" in taxonomy:
         return "instrumental"
     return None
 

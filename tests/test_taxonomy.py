@@ -12,6 +12,7 @@ from stemlab.taxonomy import (GROUPS, TWELVE_STEMS, TWO_STEMS, canonical_name, f
     ("FX", "fx"), ("FX/Other", "fx"), ("Keys", "keyboard"), ("Piano", "keyboard"), ("Woodwind", "woodwinds"),
     ("Accompaniment", "instrumental"), ("Instrumental", "instrumental"), ("Backing Track", "instrumental"),
     ("backing_track", "instrumental"), ("Synthesizer", "synth"), ("Theremin", None), ("", None), (None, None),
+    ("other", "other"), ("Other", "other"),
 ])
 def test_canonical_name(label, name):
     assert canonical_name(label) == name
@@ -29,10 +30,10 @@ def test_title_fallback():
 
 
 def test_safe_names_never_carry_raw_provider_text():
-    assert safe_name("../../etc/passwd") == "other_etc_passwd"
+    assert safe_name("../../etc/passwd") == "unknown_etc_passwd"
     assert safe_name("Vocals", taken={"vocals"}) == "vocals_2"
     assert safe_name("Vocals", taken={"vocals", "vocals_2"}) == "vocals_3"
-    assert safe_name("☃") == "other"
+    assert safe_name("☃") == "unknown"
 
 
 def test_groups_cover_the_twelve_stems_once():
