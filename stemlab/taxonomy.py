@@ -28,6 +28,9 @@ __all__ = [
     "group_of",
     "taxonomy_of",
     "finest_common",
+    "coverage",
+    "common_groups",
+    "stems_in_group",
 ]
 
 TWELVE_STEMS = ("vocals", "backing_vocals", "drums", "bass", "guitar", "keyboard", "percussion",
@@ -140,3 +143,90 @@ def finest_common(*name_sets: Iterable[str]) -> tuple[str, ...]:
     if all(t == TWELVE_STEMS for t in taxonomies):
         return TWELVE_STEMS
     return TWO_STEMS
+
+
+def coverage(names: Iterable[str]) -> dict[str, frozenset[str]]:
+    """Which of the 12 fine stems each stem of a set covers.
+
+    A fine name covers itself; ``vocals`` also covers ``backing_vocals`` when the set has no
+    separate backing vocals (as in 2-stem splits and MUSDB18); ``instrumental`` covers every
+    non-vocal stem the set does not name; ``other`` covers whatever no other stem of the set
+    covers; an ``unknown_*`` stem covers nothing comparable.
+
+    >>> sorted(coverage(["vocals", "instrumental"])["vocals"])
+    ['backing_vocals', 'vocals']
+    >>> len(coverage(["drums", "other"])["other"])
+    11
+    """
+    names = list(names)
+    explicit = {n for n in names if n in TWELVE_STEMS}
+    covered: dict[str, frozenset[str]] = {}
+    for name in names:
+        if name in TWELVE_STEMS:
+            group = {name} | ({"backing_vocals"} if name == "vocals" and "backing_vocals" not in explicit else set())
+        elif name == "instrumental":
+            group = set(GROUPS["instrumental"]) - explicit
+        else:
+            group = set()
+        covered[name] = frozenset(group)
+    if "other" in names:
+        taken = set().union(*covered.values())
+        covered["other"] = frozenset(set(TWELVE_STEMS) - taken)
+    return covered
+
+
+def _group_name(group: frozenset[str], leftover: bool) -> str:
+    if len(group) == 1:
+        return next(iter(group))
+    for coarse, members in GROUPS.items():
+        if group == frozenset(members):
+            return coarse
+    if group == frozenset({"vocals", "backing_vocals"}):
+        return "vocals"
+    return "other" if leftover else "+".join(n for n in TWELVE_STEMS if n in group)
+
+
+def common_groups(*name_sets: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The finest groups of fine stems that every set can express as a sum of its own stems.
+
+    Returns ``{group name: fine stems}``; a set's stem belongs to the group containing its
+    coverage. Stems covered by only some of the sets are left out.
+
+    >>> sorted(common_groups(TWELVE_STEMS, TWO_STEMS))
+    ['instrumental', 'vocals']
+    >>> sorted(common_groups(TWELVE_STEMS, ["drums", "bass", "other"]))
+    ['bass', 'drums', 'other']
+    >>> common_groups(["drums", "other"], ["vocals", "instrumental"])
+    {}
+    """
+    covers = [coverage(names) for names in name_sets]
+    universe = set(TWELVE_STEMS)
+    for cover in covers:
+        universe &= set().union(*cover.values()) if cover else set()
+    parent = {n: n for n in universe}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for cover in covers:
+        for group in cover.values():
+            members = [n for n in group if n in universe]
+            for a, b in zip(members, members[1:]):
+                parent[root(a)] = root(b)
+    blocks: dict[str, set[str]] = {}
+    for n in universe:
+        blocks.setdefault(root(n), set()).add(n)
+    groups = sorted((frozenset(b) for b in blocks.values()), key=lambda g: min(TWELVE_STEMS.index(n) for n in g))
+    if len(groups) == 1 and len(groups[0]) == len(TWELVE_STEMS):
+        return {}  # only the whole mix in common: nothing to compare stem by stem
+    biggest = max(groups, key=len) if groups else frozenset()
+    groups.sort(key=lambda g: g is biggest and len(g) > 1 and _group_name(g, leftover=True) == "other")  # last
+    return {_group_name(g, leftover=g is biggest and len(g) > 1): g for g in groups}
+
+
+def stems_in_group(names: Iterable[str], group: frozenset[str]) -> list[str]:
+    """The stems of a set whose coverage lies inside ``group`` (their sum is the set's estimate of it)."""
+    return [name for name, covered in coverage(names).items() if covered and covered <= group]

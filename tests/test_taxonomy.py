@@ -2,8 +2,8 @@
 
 import pytest
 
-from stemlab.taxonomy import (GROUPS, TWELVE_STEMS, TWO_STEMS, canonical_name, finest_common, group_of,
-                              label_from_title, safe_name)
+from stemlab.taxonomy import (GROUPS, TWELVE_STEMS, TWO_STEMS, canonical_name, common_groups, coverage, finest_common,
+                              group_of, label_from_title, safe_name, stems_in_group)
 
 
 @pytest.mark.parametrize("label, name", [
@@ -46,3 +46,26 @@ def test_groups_cover_the_twelve_stems_once():
 def test_finest_common_taxonomy():
     assert finest_common(["vocals", "drums"], ["bass", "fx"]) == TWELVE_STEMS
     assert finest_common(["vocals", "drums"], ["vocals", "instrumental"]) == TWO_STEMS
+
+
+def test_coverage_of_each_kind_of_set():
+    two = coverage(["vocals", "instrumental"])
+    assert two["vocals"] == {"vocals", "backing_vocals"} and len(two["instrumental"]) == 10
+    musdb = coverage(["vocals", "drums", "bass", "other"])
+    assert musdb["vocals"] == {"vocals", "backing_vocals"}
+    assert musdb["other"] == set(TWELVE_STEMS) - {"vocals", "backing_vocals", "drums", "bass"}
+    twelve = coverage(TWELVE_STEMS)
+    assert all(twelve[n] == {n} for n in TWELVE_STEMS)
+    assert coverage(["unknown_theremin", "drums"])["unknown_theremin"] == frozenset()
+
+
+def test_common_groups_are_the_finest_shared_partition():
+    assert list(common_groups(TWELVE_STEMS, TWELVE_STEMS)) == list(TWELVE_STEMS)
+    assert list(common_groups(TWELVE_STEMS, TWO_STEMS)) == ["vocals", "instrumental"]
+    assert list(common_groups(TWELVE_STEMS, ["vocals", "drums", "bass", "other"])) == ["vocals", "drums", "bass",
+                                                                                          "other"]
+    assert list(common_groups(["drums", "other"], TWELVE_STEMS)) == ["drums", "other"]
+    assert common_groups(["drums", "other"], TWO_STEMS) == {}  # nothing but the whole mix in common
+    groups = common_groups(TWELVE_STEMS, TWO_STEMS)
+    assert stems_in_group(TWELVE_STEMS, groups["vocals"]) == ["vocals", "backing_vocals"]
+    assert stems_in_group(TWO_STEMS, groups["vocals"]) == ["vocals"]
