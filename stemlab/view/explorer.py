@@ -23,11 +23,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import UsageError
 from .snapshot import snapshot_html, snapshot_png
-from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png, pool, shared_vmax_db, to_display
+from .rows import compute_rows
+from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
 from .tracks import Track, energy_matrix, tracks_of
 from .widget import StemView, pack_waves
 
@@ -132,43 +132,28 @@ class Explorer:
         """Recompute every row for the current window, view and scale, at the window's resolution."""
         tracks = self.tracks()
         t0, t1 = self.range_select.value
-        view, scale = self.view_select.value, self.scale_select.value
-        channels = self.channel_select.value
-        sr = tracks[0].sr
+        view, scale, channels = self.view_select.value, self.scale_select.value, self.channel_select.value
+        rows = compute_rows(tracks, t0, t1, view=view, scale=scale, channels=channels, columns=self.columns,
+                            rows=self.rows, db_range=self.db_range)
         updates: dict = dict(view=view, t0=t0, t1=t1, wave_channels=1 if channels == "mid" else 2)
-        waves, displays = None, [None] * len(tracks)
         if view != "spectrogram":
-            if (t1 - t0) * sr <= self.columns:  # fewer samples than columns: draw the samples
-                points = [t.envelopes.points(t0, t1, channels=channels) for t in tracks]
-                width = max(p.shape[1] for p in points)
-                stacked = np.zeros((len(points), points[0].shape[0], width), dtype="<f4")
-                for i, p in enumerate(points):
-                    stacked[i, : p.shape[0], : p.shape[1]] = p
-                updates.update(wave_points=stacked.tobytes(), waves=b"")
-            else:
-                waves = np.stack([t.envelopes.envelope(t0, t1, columns=self.columns, channels=channels)
-                                  for t in tracks])
-                updates.update(waves=pack_waves(waves), wave_points=b"")
+            updates.update(waves=b"" if rows.waves is None else pack_waves(rows.waves),
+                           wave_points=b"" if rows.points is None else rows.points.tobytes())
         if view != "waveform":
-            pooled = [pool(t.codes, t.sr, t0, t1, columns=self.columns, rows=self.rows, scale=scale)
-                      for t in tracks]
-            vmax = shared_vmax_db(pooled)
-            displays = [None if t.silent else to_display(p, vmax_db=vmax, db_range=self.db_range)
-                        for t, p in zip(tracks, pooled)]
-            updates.update(specs=[b"" if d is None else gray_png(d) for d in displays],
-                           freq_ticks=frequency_ticks(scale, sr),
-                           db_label=f"{vmax - self.db_range:.0f} .. {vmax:.0f} dBFS, one scale for every track")
-        self._frame = (waves, displays)
+            updates.update(specs=[b"" if d is None else gray_png(d) for d in rows.displays],
+                           freq_ticks=frequency_ticks(scale, tracks[0].sr),
+                           db_label=f"{rows.vmax_db - self.db_range:.0f} .. {rows.vmax_db:.0f} dBFS, one scale "
+                                    f"for every track")
+        self._rows = rows
         with self.view.hold_sync():
             for name, value in updates.items():
                 setattr(self.view, name, value)
 
     def snapshot(self) -> bytes:
         """A PNG picture of the current rows (what the kernel-less fallback shows)."""
-        waves, displays = self._frame
         tracks = self.tracks()
-        return snapshot_png([t.name for t in tracks], waves=waves, specs=displays, colormap=self.view.colormap,
-                            silent=[t.silent for t in tracks])
+        return snapshot_png([t.name for t in tracks], waves=self._rows.waves, specs=self._rows.displays,
+                            colormap=self.view.colormap, silent=[t.silent for t in tracks])
 
     # -- output -----------------------------------------------------------------------------
     def _ipython_display_(self) -> None:
