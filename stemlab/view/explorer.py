@@ -23,10 +23,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from ..errors import UsageError
-from .snapshot import snapshot_html, snapshot_png
 from .rows import compute_rows
+from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
 from .tracks import Track, energy_matrix, tracks_of
 from .widget import StemView, pack_waves
