@@ -62,7 +62,8 @@ def synthetic_stems(*, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         refs[stem] = stereo
     leakage = (0.05 + 0.25 * rng.random(N_STEMS)).astype(np.float32)[:, None, None]
     ests = lfilter([1.0, 0.2, -0.1], [1.0], refs, axis=-1).astype(np.float32)
-    ests += leakage * np.roll(refs, -1, axis=0) + np.float32(0.002) * rng.standard_normal(refs.shape, dtype=np.float32)
+    ests += leakage * np.roll(refs, -1, axis=0)
+    ests += np.float32(0.002) * rng.standard_normal(refs.shape, dtype=np.float32)
     ests[list(SILENT)] = 0.0
     return refs, ests
 

@@ -34,6 +34,7 @@ _EXPORTS = {
     "plot_stems": "stemlab.view.plots",
     "demo_song": "stemlab.demo",
     "separate": "stemlab.separation",
+    "listen": "stemlab.view.listen",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

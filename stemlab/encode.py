@@ -17,7 +17,7 @@ import soundfile as sf
 
 from .cache import atomic_write_bytes
 
-__all__ = ["mp3_bytes", "write_mp3"]
+__all__ = ["mp3_bytes", "write_mp3", "encode_files"]
 
 
 def mp3_bytes(audio: np.ndarray, sr: int = 44100, *, quality: float = 0.3) -> bytes:
@@ -37,3 +37,31 @@ def mp3_bytes(audio: np.ndarray, sr: int = 44100, *, quality: float = 0.3) -> by
 def write_mp3(path: str | os.PathLike, audio: np.ndarray, sr: int, *, quality: float = 0.3) -> Path:
     """Encode ``audio`` to an MP3 file at ``path``; the file appears only once complete."""
     return atomic_write_bytes(path, mp3_bytes(audio, sr, quality=quality))
+
+
+def _encode_file(job: tuple[str, str, float]) -> str:
+    from .audio import decode
+
+    source, target, quality = job
+    audio, sr = decode(source)
+    write_mp3(target, audio, sr, quality=quality)
+    return target
+
+
+def encode_files(jobs, *, quality: float = 0.3, workers: int | None = None) -> None:
+    """Encode ``(source path, target .mp3 path)`` pairs to MP3 in parallel processes.
+
+    libsndfile's MP3 encoder holds the GIL, so threads do not help; each worker process decodes
+    its source and writes its target atomically.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(str(src), str(dst), quality) for src, dst in jobs]
+    if len(jobs) <= 1 or (workers or os.cpu_count() or 1) <= 1:
+        for job in jobs:
+            _encode_file(job)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    with ProcessPoolExecutor(max_workers=min(len(jobs), workers or os.cpu_count() or 2), mp_context=context) as pool:
+        list(pool.map(_encode_file, jobs))

@@ -93,11 +93,14 @@ class Stem:
             self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono, scratch=scratch)
         return self._audio
 
+    @property
+    def mp3_path(self) -> Path:
+        """Where this stem's MP3 is (or will be, once :meth:`mp3_bytes` encodes it)."""
+        return self.path if self.path.suffix.lower() == ".mp3" else self.derived_path("player", ".mp3")
+
     def mp3_bytes(self) -> bytes:
         """The stem as MP3 bytes: the cached file itself, or an MP3 encoded once into ``derived/``."""
-        if self.path.suffix.lower() == ".mp3":
-            return self.path.read_bytes()
-        target = self.derived_path("player", ".mp3")
+        target = self.mp3_path
         if not target.exists():
             from .encode import write_mp3
 

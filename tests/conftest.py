@@ -4,6 +4,7 @@ and the sandbox (a real loopback server speaking both providers' documented APIs
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +75,18 @@ def sandbox_env(sandbox, tmp_path, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """``stemlab demo`` run once per test session: ``(printed text, report path, cache folder)``."""
+    import io
+
+    from stemlab.demo.run import run_demo
+
+    cache = tmp_path_factory.mktemp("demo-cache")
+    out = io.StringIO()
+    code = run_demo(cache_dir=str(cache), progress=False, out=out)
+    assert code == 0, out.getvalue()
+    text = out.getvalue()
+    return text, Path(text.split("report: ")[1].split("  (")[0]), cache

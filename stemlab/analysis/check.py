@@ -26,21 +26,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import UsageError
+from .metrics import SILENCE_DB, rms_db
 
-__all__ = ["check", "CheckReport", "StemCheck", "SILENCE_DBFS", "rms_dbfs", "estimate_lag", "recombination",
-           "Recombination"]
-
-SILENCE_DBFS = -60.0  # a track whose RMS is below this (dB relative to full scale) is silent
-
-
-def rms_dbfs(audio: np.ndarray) -> float:
-    """RMS level in dBFS (``-inf`` for digital silence)."""
-    flat = np.asarray(audio, dtype=np.float32).ravel(order="K")  # no copy for C or Fortran arrays
-    if flat.size == 0:
-        return float("-inf")
-    power = float(np.dot(flat, flat)) / flat.size
-    return 10 * np.log10(power) if power > 0 else float("-inf")
-
+__all__ = ["check", "CheckReport", "StemCheck", "estimate_lag", "recombination", "Recombination"]
 
 @dataclass(frozen=True)
 class StemCheck:
@@ -215,7 +203,7 @@ class Recombination:
     residual_db: float
 
 
-def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 30.0) -> Recombination:
+def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 10.0) -> Recombination:
     """Sum the stems, find the lag and least-squares gain against the source, and the residual."""
     if stemset.source is None:
         raise UsageError("this set has no source track to check against (its fetch could not download it)")
@@ -240,7 +228,7 @@ def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 30.0) -
 
 def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = -20.0,
           gain_tolerance_db: float = 1.0, lag_tolerance_s: float = 0.005, max_lag_s: float = 0.5,
-          excerpt_s: float = 30.0) -> CheckReport:
+          excerpt_s: float = 10.0) -> CheckReport:
     """Check that ``stemset``'s stems recombine to its source. See the module docstring.
 
     Parameters
@@ -266,7 +254,7 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         audio = stem.audio
         duration = audio.shape[1] / sr
         delta = duration - source_duration
-        level = rms_dbfs(audio)
+        level = rms_db(audio)
         ok = abs(delta) <= tolerance_s
         if not ok:
             problems.append(f"{stem.name} is {abs(delta):.3f} s {'longer' if delta > 0 else 'shorter'} than the source")
@@ -274,7 +262,7 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         if stated is not None and abs(duration - stated) > tolerance_s:
             ok = False
             problems.append(f"{stem.name} decodes to {duration:.3f} s but the provider stated {stated:.3f} s")
-        rows.append(StemCheck(stem.name, duration, delta, ok, bool(level < SILENCE_DBFS), level, stated))
+        rows.append(StemCheck(stem.name, duration, delta, ok, bool(level < SILENCE_DB), level, stated))
 
     lag, gain, residual_db = parts.lag_samples, parts.gain, parts.residual_db
     gain_db = 20 * np.log10(abs(gain)) if gain else float("-inf")

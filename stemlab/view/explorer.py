@@ -20,25 +20,18 @@ from __future__ import annotations
 
 import html
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import UsageError
 from .rows import compute_rows
 from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
-from .tracks import Track, energy_matrix, tracks_of
+from .tracks import Track, energy_matrix, prepare_tracks, tracks_of
 from .widget import StemView, pack_waves
 
 __all__ = ["Explorer", "explore"]
 
 VIEWS = ("waveform", "spectrogram", "both")
-
-
-def _prepare(tracks: list[Track]) -> None:
-    """Build every track's display data in parallel threads (FFTs and reductions release the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(len(tracks), os.cpu_count() or 2)) as workers:
-        list(workers.map(Track.prepare, tracks))
 
 
 class Explorer:
@@ -111,7 +104,7 @@ class Explorer:
 
     def _show_tracks(self, residual: bool) -> None:
         tracks = self.tracks(residual)
-        _prepare(tracks)
+        prepare_tracks(tracks)
         with self.view.hold_sync():
             self.view.playing = False
             self.view.tracks = [t.describe() for t in tracks]

@@ -11,18 +11,20 @@ envelope pyramid and STFT codes are computed on first use and, for stems, cached
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
 
 import numpy as np
 
-from ..analysis.check import SILENCE_DBFS, rms_dbfs
+from ..analysis.metrics import SILENCE_DB, rms_db
 from ..audio import release_pages
 from .envelope import Envelopes
 from .spectrogram import cached_db_codes
 
-__all__ = ["Track", "tracks_of", "energy_matrix", "THIN"]
+__all__ = ["Track", "tracks_of", "prepare_tracks", "energy_matrix", "THIN"]
 
 THIN = 16  # keep every 16th sample to estimate powers (level matching)
 
@@ -41,11 +43,11 @@ class Track:
 
     @cached_property
     def level_dbfs(self) -> float:
-        return rms_dbfs(self.audio)
+        return rms_db(self.audio)
 
     @property
     def silent(self) -> bool:
-        return self.level_dbfs < SILENCE_DBFS
+        return self.level_dbfs < SILENCE_DB
 
     @cached_property
     def envelopes(self) -> Envelopes:
@@ -97,6 +99,12 @@ def tracks_of(stemset, *, residual: bool = False) -> list[Track]:
     parts = recombination(stemset)
     return tracks + [Track("stem sum", "sum", parts.aligned_sum, stemset.sr, label="aligned, gained stem sum"),
                      Track("residual", "residual", parts.residual, stemset.sr, label="source - stem sum")]
+
+
+def prepare_tracks(tracks: list[Track]) -> None:
+    """:meth:`Track.prepare` every track, in parallel threads (FFTs and reductions release the GIL)."""
+    with ThreadPoolExecutor(max_workers=min(len(tracks), os.cpu_count() or 2)) as workers:
+        list(workers.map(Track.prepare, tracks))
 
 
 def energy_matrix(tracks: list[Track]) -> list[list[float]]:

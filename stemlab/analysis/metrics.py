@@ -1,0 +1,640 @@
+"""Separation metrics you can trust: SI-SDR, BSSEval v4 (SDR, ISR, SIR, SAR), SDR improvement.
+
+The module follows mir_eval's shape: :func:`validate` checks the inputs once, small functions
+compute one metric each, and :func:`evaluate` returns every named score of every stem.
+
+>>> import numpy as np
+>>> from stemlab.analysis.metrics import evaluate
+>>> rng = np.random.default_rng(0)
+>>> refs = {"bass": 0.1 * rng.standard_normal((2, 44100)), "drums": 0.1 * rng.standard_normal((2, 44100))}
+>>> ests = {name: ref + 0.01 * rng.standard_normal((2, 44100)) for name, ref in refs.items()}
+>>> scores = evaluate(refs, ests)
+>>> round(scores["bass"].sdr)                              # noise 20 dB below the stem
+20
+
+Conventions
+-----------
+* Audio is float in [-1, 1]. A stem is ``(n_channels, n_samples)`` (stemlab's ``Stem.audio``) or
+  ``(n_samples,)``. :func:`bss_eval` takes stacked arrays in museval's layout
+  ``(n_sources, n_samples, n_channels)`` by default, or ``layout="stemlab"`` for
+  ``(n_sources, n_channels, n_samples)``.
+* Channels are scored jointly: every energy is summed over the channels of a stem, as museval
+  does, and SI-SDR treats a stereo stem as one long signal (one scale factor for both channels).
+* Ratios are in dB. None is ever ``inf``: a ratio with a zero numerator is NaN and a zero
+  denominator (an exact reconstruction) is capped at :data:`MAX_DB`, the float64 resolution.
+
+Metrics
+-------
+* :func:`si_sdr`: scale-invariant SDR (Le Roux et al. 2019).
+* :func:`bss_eval`: BSSEval v4, as ``museval.metrics.bss_eval`` with ``framewise_filters=False``
+  and ``bsseval_sources_version=False`` (the images version SiSEC reports), framewise and for
+  the whole signal; :meth:`BssEvalResult.median` is SiSEC's median over frames.
+* :func:`sdr`, :func:`sdr_improvement`: v4 SDR of one stem, and its gain over using the mixture
+  as the estimate. (In the images version SDR needs no projection: it is ``‖s‖² / ‖ŝ - s‖²``.)
+
+Silence
+-------
+museval and mir_eval stop with ``ValueError: All the reference sources should be non-silent``
+(museval #94), yet a 12-stem split of a song usually has silent stems. stemlab never raises for
+silence and uses one threshold, :data:`SILENCE_DB`: a signal whose RMS, over all its samples and
+channels, is below -60 dB relative to full scale is silent (:func:`is_silent`).
+
+* **Silent reference**: every metric of that stem is NaN, ``reference_silent=True``. There is no
+  target to measure against. The reference is also left out of the projection basis of the other
+  stems, so their interference is measured against the non-silent references only: their
+  numbers equal museval's run on the non-silent stems alone.
+* **Silent estimate, non-silent reference**: metrics are computed as usual, and any that is not
+  finite is NaN (an all-zero estimate has SDR = ISR = 0 dB, and SIR, SAR = 0/0 = NaN), with
+  ``estimate_silent=True``.
+* **Both silent**: every metric is NaN and both flags are set. This is a correct silence, and it
+  is reported as one.
+* **Frames**: a frame where the stem's reference is silent (the same threshold on the frame's
+  RMS) is NaN for that stem, and medians over frames skip NaN. museval instead blanks the frame
+  for *every* stem as soon as any reference or any estimate is exactly zero there; the projection
+  filters are global, so stemlab keeps the other stems' numbers.
+* With fewer than two non-silent references there is no interference to measure: SIR is NaN.
+
+A signal shorter than one window is one frame covering the whole signal (museval 0.4.1 does the
+same; museval 0.2 raised a TypeError, #16).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import UsageError
+from .bsseval import Energies, bss_eval_energies, frame_starts
+
+__all__ = [
+    "SILENCE_DB",
+    "MAX_DB",
+    "rms_db",
+    "is_silent",
+    "ratio_db",
+    "si_sdr",
+    "sdr",
+    "sdr_improvement",
+    "bss_eval",
+    "BssScores",
+    "BssEvalResult",
+    "median_over_frames",
+    "validate",
+    "evaluate",
+    "StemScores",
+    "FrameScores",
+    "Evaluation",
+]
+
+#: A signal whose RMS over all samples and channels is below this many dB relative to full scale
+#: (a full-scale DC level) is silent. A mastered mix sits around -20 to -8 dB; a stem 40 dB or
+#: more below it is inaudible in the mix; dither, MP3 residue and the bleed a separator leaves in
+#: an "empty" stem sit lower. (The recombination check uses it too.)
+SILENCE_DB = -60.0
+
+#: Largest ratio reported, in dB: an error below float64 resolution cannot be measured.
+MAX_DB = float(10 * np.log10(1 / np.finfo(np.float64).eps))
+
+
+# ---------------------------------------------------------------------------- silence, dB
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level over all samples and channels, in dB relative to full scale (``-inf`` for zeros).
+
+    Examples
+    --------
+    >>> rms_db(np.full(100, 0.1))
+    -20.0
+    """
+    flat = np.asarray(x).ravel(order="K")  # no copy for C- or Fortran-ordered stems
+    if not np.issubdtype(flat.dtype, np.floating):
+        flat = flat.astype(np.float64)
+    if flat.size == 0:
+        return float("-inf")
+    power = float(np.dot(flat, flat)) / flat.size
+    return float(10 * np.log10(power)) if power > 0 else float("-inf")
+
+
+def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_DB) -> bool:
+    """Whether the RMS of ``x`` (all samples and channels) is below ``threshold_db`` dBFS.
+
+    Examples
+    --------
+    >>> is_silent(np.zeros((2, 10)))
+    True
+    >>> is_silent(np.full((2, 10), 1e-4)), is_silent(np.full((2, 10), 1e-2))   # -80 and -40 dBFS
+    (True, False)
+    """
+    return rms_db(x) < threshold_db
+
+
+def ratio_db(numerator, denominator) -> np.ndarray:
+    """``10 log10(numerator / denominator)`` for energies, never infinite.
+
+    NaN where the numerator is 0 (including 0/0); capped at :data:`MAX_DB` where the
+    denominator is tiny or 0.
+
+    Examples
+    --------
+    >>> ratio_db(100.0, 1.0), ratio_db(0.0, 1.0), ratio_db(1.0, 0.0) == MAX_DB
+    (array(20.), array(nan), np.True_)
+    """
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    floor = numerator * np.finfo(np.float64).eps
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = 10 * np.log10(numerator / np.maximum(denominator, floor))
+    return np.where(numerator > 0, ratio, np.nan)
+
+
+# --------------------------------------------------------------------------- single stems
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = False,
+           silence_db: float = SILENCE_DB) -> float:
+    """Scale-invariant SDR (Le Roux, Wisdom, Erdogan and Hershey, ICASSP 2019), in dB.
+
+    ``α = <s, ŝ> / ‖s‖²`` scales the reference to best fit the estimate, and
+    ``SI-SDR = 10 log10(‖α s‖² / ‖α s - ŝ‖²)``. All channels are treated as one signal (one
+    ``α`` for the whole stem), so a wrong balance between channels counts as distortion.
+
+    Parameters
+    ----------
+    reference, estimate : np.ndarray
+        Same shape, e.g. ``(n_channels, n_samples)``.
+    zero_mean : bool
+        Subtract each signal's mean first, as the paper's experiments do (default False: audio
+        has no DC worth removing, and torchmetrics and fast_bss_eval do not subtract it).
+    silence_db : float
+        A silent reference (see :func:`is_silent`) gives NaN: there is nothing to scale.
+
+    Returns
+    -------
+    float
+        NaN for a silent reference, or when ``<s, ŝ> = 0`` (for instance an all-zero estimate).
+
+    Examples
+    --------
+    >>> s = np.sin(np.arange(1000) / 10)
+    >>> round(si_sdr(s, 0.5 * s + 0.05 * np.cos(np.arange(1000) / 3)), 1)   # gain is free
+    20.0
+    """
+    reference = np.asarray(reference, dtype=np.float64).ravel()
+    estimate = np.asarray(estimate, dtype=np.float64).ravel()
+    if reference.shape != estimate.shape:
+        raise UsageError(f"reference has {reference.size} values but estimate has {estimate.size}: "
+                         "pass arrays of the same shape")
+    if is_silent(reference, threshold_db=silence_db):
+        return float("nan")
+    if zero_mean:
+        reference = reference - reference.mean()
+        estimate = estimate - estimate.mean()
+    scaled = (reference @ estimate) / (reference @ reference) * reference
+    return float(ratio_db(scaled @ scaled, (scaled - estimate) @ (scaled - estimate)))
+
+
+def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILENCE_DB) -> float:
+    """Whole-signal BSSEval v4 SDR (images version): ``10 log10(‖s‖² / ‖ŝ - s‖²)``, in dB.
+
+    With time-invariant filters and the images version, the distortion, interference and
+    artifact terms add up to ``ŝ - s``, so museval's SDR over one frame is exactly this ratio.
+
+    Examples
+    --------
+    >>> s = np.ones(100)
+    >>> round(sdr(s, 1.1 * s), 6)
+    20.0
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    estimate = np.asarray(estimate, dtype=np.float64)
+    if is_silent(reference, threshold_db=silence_db):
+        return float("nan")
+    error = estimate - reference
+    return float(ratio_db(np.sum(reference**2), np.sum(error**2)))
+
+
+def sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray, *,
+                    silence_db: float = SILENCE_DB) -> float:
+    """SDR of the estimate minus SDR of the mixture used as the estimate (whole signal), in dB.
+
+    How much the separation gained over doing nothing. NaN for a silent reference.
+
+    Examples
+    --------
+    >>> s, other = np.sin(np.arange(1000) / 10), np.cos(np.arange(1000) / 3)
+    >>> round(sdr_improvement(s, s + 0.1 * other, s + other), 6)   # the leak went down 20 dB
+    20.0
+    """
+    return (sdr(reference, estimate, silence_db=silence_db)
+            - sdr(reference, mixture, silence_db=silence_db))
+
+
+# ----------------------------------------------------------------------------- BSSEval v4
+
+
+@dataclass(frozen=True)
+class BssScores:
+    """SDR, ISR, SIR and SAR in dB, NaN where undefined; one row per source."""
+
+    sdr: np.ndarray
+    isr: np.ndarray
+    sir: np.ndarray
+    sar: np.ndarray
+
+
+@dataclass(frozen=True)
+class BssEvalResult:
+    """What :func:`bss_eval` returns.
+
+    Attributes
+    ----------
+    whole : BssScores
+        The whole signal as one frame, arrays ``(n_sources,)``.
+    frames : BssScores or None
+        Per frame, arrays ``(n_sources, n_frames)``; None when ``framewise=False``.
+    frame_starts : np.ndarray
+        First sample of each frame (empty without frames).
+    window, hop : int
+        Frame length and hop in samples.
+    reference_silent, estimate_silent : np.ndarray of bool, ``(n_sources,)``
+        The silence flags (see the module docstring).
+    """
+
+    whole: BssScores
+    frames: BssScores | None
+    frame_starts: np.ndarray
+    window: int
+    hop: int
+    reference_silent: np.ndarray
+    estimate_silent: np.ndarray
+
+    def median(self) -> BssScores:
+        """Median over frames ignoring NaN, as museval and SiSEC report; the whole-signal
+        scores when there are no frames."""
+        return self.whole if self.frames is None else median_over_frames(self.frames)
+
+
+def median_over_frames(scores: BssScores) -> BssScores:
+    """Per source, the median over frames of each metric, ignoring NaN frames (NaN if all are).
+
+    Examples
+    --------
+    >>> framewise = BssScores(*(np.array([[1.0, np.nan, 3.0]]),) * 4)
+    >>> median_over_frames(framewise).sdr
+    array([2.])
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": the answer is NaN
+        return BssScores(*(np.nanmedian(getattr(scores, name), axis=-1) for name in ("sdr", "isr", "sir", "sar")))
+
+
+def bss_eval(references: np.ndarray, estimates: np.ndarray, *, window: int = 44100, hop: int = 44100,
+             filters_len: int = 512, framewise: bool = True, layout: str = "museval",
+             silence_db: float = SILENCE_DB) -> BssEvalResult:
+    """BSSEval v4 SDR, ISR, SIR and SAR, framewise and for the whole signal, museval-compatible.
+
+    The same numbers as ``museval.metrics.bss_eval(references, estimates, window=window,
+    hop=hop, compute_permutation=False, filters_len=filters_len, framewise_filters=False,
+    bsseval_sources_version=False)``, computed much faster, plus the whole-signal values and
+    the silence policy of the module docstring (museval raises on a silent stem).
+
+    Parameters
+    ----------
+    references, estimates : np.ndarray
+        ``(n_sources, n_samples, n_channels)`` with ``layout="museval"``, or
+        ``(n_sources, n_channels, n_samples)`` with ``layout="stemlab"``; ``(n_sources,
+        n_samples)`` for mono. Estimate ``j`` is scored against reference ``j`` (no
+        permutation search).
+    window, hop : int
+        Frame length and hop in samples. museval.evaluate and SiSEC use 1 s / 1 s (44100 at
+        44.1 kHz, the default here); ``museval.metrics.bss_eval`` defaults to 2 s / 1.5 s.
+    filters_len : int
+        Length of the distortion filters, in samples (512 in BSSEval).
+    framewise : bool
+        Compute per-frame scores (the whole-signal ones are always computed).
+    layout : {"museval", "stemlab"}
+        Axis order of the arrays, see above.
+    silence_db : float
+        Silence threshold, see :func:`is_silent`.
+
+    Returns
+    -------
+    BssEvalResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> refs = 0.1 * rng.standard_normal((2, 88200, 2))
+    >>> ests = refs + 0.01 * rng.standard_normal((2, 88200, 2))
+    >>> result = bss_eval(refs, ests)
+    >>> result.frames.sdr.shape, np.round(result.median().sdr)
+    ((2, 2), array([20., 20.]))
+    """
+    references = _as_sources(references, layout=layout, what="references")
+    estimates = _as_sources(estimates, layout=layout, what="estimates")
+    if references.shape != estimates.shape:
+        raise UsageError(f"references have shape {_shape_text(references, layout)} but estimates have "
+                         f"{_shape_text(estimates, layout)}: pass one estimate per reference, same length")
+    window, hop, filters_len = (_positive_int(value, name) for value, name in
+                                ((window, "window"), (hop, "hop"), (filters_len, "filters_len")))
+    reference_silent = np.array([is_silent(ref, threshold_db=silence_db) for ref in references], dtype=bool)
+    estimate_silent = np.array([is_silent(est, threshold_db=silence_db) for est in estimates], dtype=bool)
+    active = np.flatnonzero(~reference_silent)
+    n_sources, n_channels, n_samples = references.shape
+    starts = frame_starts(n_samples, window=window, hop=hop) if framewise else np.zeros(0, np.int64)
+
+    whole = _nan_scores((n_sources,))
+    frames = _nan_scores((n_sources, len(starts))) if framewise else None
+    if len(active):
+        whole_energy, frame_energy, _ = bss_eval_energies(
+            references, estimates, sources=active, filters_len=filters_len,
+            window=window if framewise else None, hop=hop)
+        _fill(whole, active, _scores(whole_energy, single_reference=len(active) < 2))
+        if framewise:
+            frame_length = min(window, n_samples) * n_channels
+            silent_frames = 10 * np.log10(np.maximum(frame_energy.target, 1e-300) / frame_length) < silence_db
+            scores = _scores(frame_energy, single_reference=len(active) < 2)
+            for array in vars(scores).values():
+                array[silent_frames] = np.nan
+            _fill(frames, active, scores)
+    return BssEvalResult(whole=whole, frames=frames, frame_starts=starts, window=window, hop=hop,
+                         reference_silent=reference_silent, estimate_silent=estimate_silent)
+
+
+def _scores(energy: Energies, *, single_reference: bool) -> BssScores:
+    """dB ratios from energies (museval's ``_bss_crit``, images version)."""
+    sir = ratio_db(energy.filtered_target, energy.interference)
+    if single_reference:
+        sir = np.full_like(sir, np.nan)
+    return BssScores(sdr=ratio_db(energy.target, energy.error), isr=ratio_db(energy.target, energy.spatial),
+                     sir=sir, sar=ratio_db(energy.projection, energy.artifacts))
+
+
+def _nan_scores(shape) -> BssScores:
+    return BssScores(*(np.full(shape, np.nan) for _ in range(4)))
+
+
+def _fill(scores: BssScores, rows: np.ndarray, values: BssScores) -> None:
+    for name in ("sdr", "isr", "sir", "sar"):
+        getattr(scores, name)[rows] = getattr(values, name)
+
+
+def _as_sources(x, *, layout: str, what: str) -> np.ndarray:
+    """A ``(n_sources, n_channels, n_samples)`` view of stacked sources in ``layout``."""
+    if layout not in ("museval", "stemlab"):
+        raise UsageError(f"layout={layout!r}: pass 'museval' (sources, samples, channels) or "
+                         "'stemlab' (sources, channels, samples)")
+    x = np.asarray(x)
+    _check_audio(x, what)
+    if x.ndim == 2:
+        return x[:, None, :]
+    if x.ndim != 3:
+        raise UsageError(f"{what} have {x.ndim} dimensions; pass (sources, samples, channels) "
+                         "with layout='museval' or (sources, channels, samples) with layout='stemlab'")
+    return np.moveaxis(x, 1, 2) if layout == "museval" else x
+
+
+def _shape_text(sources: np.ndarray, layout: str) -> str:
+    n_sources, n_channels, n_samples = sources.shape
+    order = (n_sources, n_samples, n_channels) if layout == "museval" else (n_sources, n_channels, n_samples)
+    return str(order)
+
+
+def _positive_int(value, name: str) -> int:
+    if not float(value).is_integer() or value < 1:
+        raise UsageError(f"{name}={value!r}: pass a positive whole number of samples")
+    return int(value)
+
+
+def _check_audio(x: np.ndarray, what: str) -> None:
+    """Raise a UsageError unless ``x`` is non-empty, finite float audio."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UsageError(f"{what}: dtype {x.dtype}, expected float audio in [-1, 1] (for int16, divide by 32768)")
+    if x.size == 0:
+        raise UsageError(f"{what}: no samples; pass at least one")
+    parts = x if x.ndim > 1 else (x,)  # one part at a time: no temporary the size of the input
+    if not all(np.isfinite(part).all() for part in parts):
+        raise UsageError(f"{what}: contains NaN or inf; clean the audio first (e.g. np.nan_to_num)")
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    """One stem's framewise scores: frame start times in seconds, SDR, ISR, SIR, SAR in dB."""
+
+    start: np.ndarray
+    sdr: np.ndarray
+    isr: np.ndarray
+    sir: np.ndarray
+    sar: np.ndarray
+
+
+@dataclass(frozen=True)
+class StemScores:
+    """One stem's row of an :class:`Evaluation`.
+
+    ``sdr``, ``isr``, ``sir`` and ``sar`` are medians over frames (SiSEC) when the evaluation is
+    framewise, whole-signal values otherwise; ``sdr_improvement`` is ``sdr`` minus the same
+    statistic for the mixture used as the estimate (None without a mixture). ``si_sdr`` is always
+    over the whole signal.
+    """
+
+    name: str
+    si_sdr: float
+    sdr: float
+    isr: float
+    sir: float
+    sar: float
+    sdr_improvement: float | None
+    reference_silent: bool
+    estimate_silent: bool
+    frames: FrameScores | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of every stem, in the order of the references.
+
+    Attributes
+    ----------
+    stems : tuple of StemScores
+    sr : int
+    window, hop : int
+        Frame length and hop in samples.
+    summary : str
+        ``"median over frames"`` or ``"whole signal"``: what ``sdr`` etc. are.
+    silence_db : float
+    bss : BssEvalResult
+        Raw BSSEval output (whole-signal and framewise arrays, rows in stem order).
+    """
+
+    stems: tuple[StemScores, ...]
+    sr: int
+    window: int
+    hop: int
+    summary: str
+    silence_db: float
+    bss: BssEvalResult = field(repr=False)
+
+    def __getitem__(self, name: str) -> StemScores:
+        for stem in self.stems:
+            if stem.name == name:
+                return stem
+        raise KeyError(f"no stem {name!r}; stems are {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [stem.name for stem in self.stems]
+
+    def rows(self) -> list[dict]:
+        """One plain dict of scalars per stem (everything but the framewise arrays)."""
+        return [{key: value for key, value in vars(stem).items() if key != "frames"} for stem in self.stems]
+
+
+def validate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], *,
+             mixture: np.ndarray | None = None) -> None:
+    """Check stems before scoring them; raise :class:`~stemlab.errors.UsageError` with one line
+    saying what to fix.
+
+    Every estimate has a reference of the same name and the reverse; every array (and the
+    mixture) is float, finite, ``(n_channels, n_samples)`` or ``(n_samples,)``, and all have the
+    same shape.
+
+    Examples
+    --------
+    >>> validate({"bass": np.zeros((2, 10))}, {"Bass": np.zeros((2, 10))})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    stemlab.errors.UsageError: estimates lack 'bass' and have no reference for 'Bass': pass one ...
+    """
+    if not references:
+        raise UsageError("no references: pass a dict of stem name -> array")
+    missing = [name for name in references if name not in estimates]
+    extra = [name for name in estimates if name not in references]
+    if missing or extra:
+        parts = ([f"estimates lack {_names(missing)}"] if missing else []) + (
+            [f"have no reference for {_names(extra)}"] if extra else [])
+        raise UsageError(" and ".join(parts) + ": pass one estimate per reference, with the same names")
+    shape = None
+    arrays = [(f"reference {name!r}", references[name]) for name in references]
+    arrays += [(f"estimate {name!r}", estimates[name]) for name in references]
+    arrays += [("mixture", mixture)] if mixture is not None else []
+    for label, array in arrays:
+        array = np.asarray(array)
+        _check_audio(array, label)
+        if array.ndim == 2 and array.shape[0] > array.shape[1]:
+            raise UsageError(f"{label} has shape {array.shape}, which looks like (samples, channels); "
+                             "pass (channels, samples), e.g. audio.T")
+        if array.ndim not in (1, 2):
+            raise UsageError(f"{label} has {array.ndim} dimensions; pass (channels, samples) or (samples,)")
+        if shape is None:
+            shape, first = array.shape, label
+        elif array.shape != shape:
+            raise UsageError(f"{label} has shape {array.shape} but {first} has {shape}: "
+                             "trim or pad every stem to the same channels and length")
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], *,
+             mixture: np.ndarray | None = None, sr: int = 44100, window_seconds: float = 1.0,
+             hop_seconds: float = 1.0, framewise: bool = True, filters_len: int = 512,
+             silence_db: float = SILENCE_DB) -> Evaluation:
+    """Score estimated stems against reference stems: SI-SDR, SDR, ISR, SIR, SAR, SDR improvement.
+
+    Parameters
+    ----------
+    references, estimates : mapping of name -> np.ndarray
+        Stems ``(n_channels, n_samples)`` or ``(n_samples,)``, all the same shape, float in
+        [-1, 1]. Every reference needs an estimate of the same name.
+    mixture : np.ndarray, optional
+        The mix the estimates were separated from; gives ``sdr_improvement``.
+    sr : int
+        Sample rate, to turn ``window_seconds`` and ``hop_seconds`` into samples.
+    window_seconds, hop_seconds : float
+        Frames for BSSEval; SiSEC and museval.evaluate use 1 s and 1 s.
+    framewise : bool
+        If True (default), report medians over frames like SiSEC; if False, whole-signal values
+        (faster: no frame pass).
+    filters_len : int
+        BSSEval distortion filter length in samples (512).
+    silence_db : float
+        Silence threshold; see the module docstring for what silence does to the scores.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> refs = {"vocals": 0.1 * rng.standard_normal(44100), "fx": np.zeros(44100)}
+    >>> ests = {"vocals": refs["vocals"] + 0.001 * rng.standard_normal(44100), "fx": np.zeros(44100)}
+    >>> row = evaluate(refs, ests).rows()[1]
+    >>> row["name"], row["sdr"], row["reference_silent"], row["estimate_silent"]
+    ('fx', nan, True, True)
+    """
+    validate(references, estimates, mixture=mixture)
+    if sr <= 0 or window_seconds <= 0 or hop_seconds <= 0:
+        raise UsageError(f"sr={sr}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: pass positive values")
+    names = list(references)
+    window, hop = max(1, round(window_seconds * sr)), max(1, round(hop_seconds * sr))
+    stacked_refs = np.stack([_channels_first(references[name]) for name in names])
+    stacked_ests = np.stack([_channels_first(estimates[name]) for name in names])
+    result = bss_eval(stacked_refs, stacked_ests, window=window, hop=hop, filters_len=filters_len,
+                      framewise=framewise, layout="stemlab", silence_db=silence_db)
+    summary = result.median()
+    mixture_sdr = (None if mixture is None else
+                   _mixture_sdr(stacked_refs, _channels_first(mixture), result, silence_db=silence_db))
+    stems = []
+    for row, name in enumerate(names):
+        frames = None if result.frames is None else FrameScores(
+            result.frame_starts / sr, *(getattr(result.frames, m)[row] for m in ("sdr", "isr", "sir", "sar")))
+        stems.append(StemScores(
+            name=name,
+            si_sdr=si_sdr(stacked_refs[row], stacked_ests[row], silence_db=silence_db),
+            sdr=float(summary.sdr[row]), isr=float(summary.isr[row]),
+            sir=float(summary.sir[row]), sar=float(summary.sar[row]),
+            sdr_improvement=None if mixture_sdr is None else float(summary.sdr[row] - mixture_sdr[row]),
+            reference_silent=bool(result.reference_silent[row]),
+            estimate_silent=bool(result.estimate_silent[row]),
+            frames=frames))
+    return Evaluation(stems=tuple(stems), sr=sr, window=window, hop=hop,
+                      summary="median over frames" if framewise else "whole signal",
+                      silence_db=silence_db, bss=result)
+
+
+def _channels_first(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio)
+    return audio[None, :] if audio.ndim == 1 else audio
+
+
+def _mixture_sdr(references: np.ndarray, mixture: np.ndarray, result: BssEvalResult, *,
+                 silence_db: float) -> np.ndarray:
+    """SDR of the mixture as the estimate of each stem, summarised like ``result.median()``."""
+    if result.frames is None:
+        return np.array([sdr(ref, mixture, silence_db=silence_db) for ref in references])
+    length = min(result.window, references.shape[-1])
+    frame_sdr = np.full(result.frames.sdr.shape, np.nan)
+    for row, ref in enumerate(references):
+        target = _frame_energy(ref, result.frame_starts, length)
+        error = _frame_energy(mixture - ref, result.frame_starts, length)
+        audible = 10 * np.log10(np.maximum(target, 1e-300) / (length * ref.shape[0])) >= silence_db
+        frame_sdr[row] = np.where(audible, ratio_db(target, error), np.nan)
+    frame_sdr[result.reference_silent] = np.nan
+    return median_over_frames(BssScores(frame_sdr, frame_sdr, frame_sdr, frame_sdr)).sdr
+
+
+def _frame_energy(x: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """Energy of ``x`` ``(n_channels, n_samples)`` over ``[start, start + length)`` for each start."""
+    power = np.sum(np.square(x, dtype=np.float64), axis=0)
+    cumulative = np.concatenate([[0.0], np.cumsum(power)])
+    return np.maximum(cumulative[starts + length] - cumulative[starts], 0.0)
