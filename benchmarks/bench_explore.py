@@ -66,7 +66,7 @@ def librosa_baseline(stemset, tracks: int = 3) -> float:
 
 
 RSS_SCRIPT = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     import numpy as np
     from stemlab.stemset import StemSet
     from stemlab.view.explorer import Explorer
@@ -77,7 +77,9 @@ RSS_SCRIPT = textwrap.dedent("""
         ex.zoom(t0, t0 + 20)
     ex.scale_select.value = "mel"
     ex.zoom(0, s.duration)
-    print(json.dumps({"decoded": decoded, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and exec
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print(json.dumps({"decoded": decoded, "peak_rss": hwm * 1024}))
 """)
 
 

@@ -36,6 +36,7 @@ def interleaved(ours: Callable[[], object], baseline: Callable[[], object], *, r
         started = time.perf_counter()
         baseline()
         b.append(time.perf_counter() - started)
+    print(f"  (runs, alternating: ours {' '.join(f'{x:.2f}' for x in a)} | baseline {' '.join(f'{x:.2f}' for x in b)})")
     return statistics.median(a), statistics.median(b)
 
 

@@ -21,14 +21,14 @@ import numpy as np
 
 from ..cache import save_npy
 
-__all__ = ["BLOCK", "Envelopes", "block_minmax"]
+__all__ = ["BLOCK", "Envelopes", "block_minmax", "mid_of"]
 
 BLOCK = 256  # samples per pyramid block: 5.8 ms at 44.1 kHz
 
 
 def block_minmax(audio: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """``(channels, 2, ceil(samples / block))``: the min and max of each block of each channel."""
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)  # de-interleaves a Fortran-ordered stem
     channels, n = audio.shape
     full = n // block
     out = np.empty((channels, 2, full + (n % block > 0)), dtype=np.float32)
@@ -41,15 +41,14 @@ def block_minmax(audio: np.ndarray, block: int = BLOCK) -> np.ndarray:
     return out
 
 
-def _with_mid(audio: np.ndarray) -> np.ndarray:
-    """Stereo ``(2, n)`` becomes C-ordered ``(3, n)``: left, right and mid; mono stays as it is."""
-    if audio.shape[0] != 2:
-        return np.ascontiguousarray(audio[:1], dtype=np.float32)
-    out = np.empty((3, audio.shape[1]), dtype=np.float32)
-    out[:2] = audio
-    np.add(out[0], out[1], out=out[2])
-    out[2] *= np.float32(0.5)
-    return out
+def mid_of(audio: np.ndarray) -> np.ndarray:
+    """``(samples,)`` float32: (left + right) / 2 of a stereo track, the channel of a mono one."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.shape[0] == 1:
+        return audio[0]
+    mid = np.add(audio[0], audio[1])
+    mid *= np.float32(0.5)
+    return mid
 
 
 class Envelopes:
@@ -64,19 +63,24 @@ class Envelopes:
         Where to keep the block pyramid (``.npy``); it is rebuilt when missing.
     """
 
-    def __init__(self, audio: np.ndarray, sr: int, *, cache_file: str | os.PathLike | None = None):
+    def __init__(self, audio: np.ndarray, sr: int, *, cache_file: str | os.PathLike | None = None,
+                 mid: np.ndarray | None = None):
         self.audio, self.sr = audio, int(sr)
         self.stereo = audio.shape[0] == 2
         self.samples = audio.shape[1]
-        self.blocks = self._pyramid(Path(cache_file) if cache_file else None)
+        self.blocks = self._pyramid(Path(cache_file) if cache_file else None, mid)
 
-    def _pyramid(self, cache_file: Path | None) -> np.ndarray:
+    def _pyramid(self, cache_file: Path | None, mid: np.ndarray | None) -> np.ndarray:
+        """Left, right and mid block min/max for stereo (``(3, 2, blocks)``), the channel's for mono."""
         if cache_file is not None:
             try:
                 return np.load(cache_file, mmap_mode="r")
             except (FileNotFoundError, ValueError, OSError):
                 pass
-        blocks = block_minmax(_with_mid(self.audio))
+        blocks = block_minmax(self.audio[:1] if not self.stereo else self.audio)
+        if self.stereo:
+            mid = mid_of(self.audio) if mid is None else mid
+            blocks = np.concatenate([blocks, block_minmax(mid[None])])
         if cache_file is not None:
             save_npy(cache_file, blocks)
         return blocks
@@ -90,7 +94,7 @@ class Envelopes:
         data = np.asarray(self.audio[:, start:stop], dtype=np.float32)
         if not self.stereo:
             return data[:1]
-        return ((data[0] + data[1]) * np.float32(0.5))[None] if channels == "mid" else data
+        return mid_of(data)[None] if channels == "mid" else data
 
     def envelope(self, t0: float, t1: float, *, columns: int, channels: str = "mid") -> np.ndarray:
         """``(n_channels, 2, columns)`` min and max per column over ``[t0, t1]`` seconds.

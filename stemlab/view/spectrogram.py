@@ -33,7 +33,7 @@ __all__ = ["N_FFT", "HOP", "SCALES", "db_codes", "code_to_db", "cached_db_codes"
            "shared_vmax_db", "frequency_ticks", "row_frequencies", "colormap_lut", "gray_png", "DB_RANGE"]
 
 N_FFT = 2048
-HOP = 512
+HOP = 1024  # 23 ms at 44.1 kHz: finer than a pixel column until zoomed in below ~25 s
 SCALES = ("linear", "log", "mel")
 DB_FLOOR = -120.0  # code 0
 DB_STEP = 0.5      # dB per code

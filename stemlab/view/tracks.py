@@ -21,7 +21,7 @@ import numpy as np
 
 from ..analysis.metrics import SILENCE_DB, rms_db
 from ..audio import release_pages
-from .envelope import Envelopes
+from .envelope import Envelopes, mid_of
 from .spectrogram import cached_db_codes
 
 __all__ = ["Track", "tracks_of", "prepare_tracks", "energy_matrix", "THIN"]
@@ -64,10 +64,18 @@ class Track:
         return np.array(self.audio[:, ::THIN], dtype=np.float32)
 
     def prepare(self, *, spectrogram: bool = True) -> "Track":
-        """Compute (or load) all display data now, then release the audio's memory pages."""
-        self.envelopes, self.silent, self.thinned
-        if spectrogram:
-            self.codes
+        """Compute (or load) all display data now, then release the audio's memory pages.
+
+        The mid channel, which the envelopes and the spectrogram both need, is computed once.
+        """
+        needs_mid = "envelopes" not in self.__dict__ or (spectrogram and "codes" not in self.__dict__)
+        mid = mid_of(self.audio) if needs_mid else None
+        if "envelopes" not in self.__dict__:
+            self.envelopes = Envelopes(self.audio, self.sr, mid=mid,
+                                       cache_file=self.cache("env256", ".npy") if self.cache else None)
+        if spectrogram and "codes" not in self.__dict__:
+            self.codes = cached_db_codes(mid, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
+        self.silent, self.thinned
         release_pages(self.audio)
         return self
 
