@@ -35,6 +35,8 @@ _EXPORTS = {
     "demo_song": "stemlab.demo",
     "separate": "stemlab.separation",
     "listen": "stemlab.view.listen",
+    "compare": "stemlab.analysis.compare",
+    "Comparison": "stemlab.analysis.compare",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

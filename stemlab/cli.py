@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("set", metavar="SET", help="job id, clip id / parent job id, or a set folder")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
+    compare = commands.add_parser("compare", help="compare stem sets, with or without the true stems")
+    compare.add_argument("sets", nargs="+", metavar="SET", help="job id, clip id / parent job id, or a folder of "
+                                                                  "<stem>.wav/.flac/.mp3 files")
+    compare.add_argument("--reference", metavar="SET", help="the true stems (adds SI-SDR, SDR, SIR, SAR)")
+    compare.add_argument("--no-bss", action="store_true", help="skip BSSEval (SDR, SIR, SAR): faster")
+    output = compare.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object")
+    output.add_argument("--csv", action="store_true", help="print the tidy table as CSV")
+
     ls = commands.add_parser("ls", help="list the cached stem sets")
     ls.add_argument("--json", action="store_true", help="print a JSON list")
 
@@ -119,6 +128,31 @@ def format_check(report) -> str:
     return "\n".join(lines)
 
 
+def _cmd_compare(args) -> int:
+    from .analysis.compare import compare
+
+    result = compare(*args.sets, reference=args.reference, bss=not args.no_bss, cache_dir=args.cache_dir)
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        with _pandas_display():
+            for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
+                if (result.table.metric == metric).any():
+                    print(f"{metric}:\n{result.pivot(metric).round(2).to_string(na_rep='silent')}\n")
+        lags = ", ".join(f"{name} {a['lag_samples']}" for name, a in result.alignment.items())
+        print(f"aligned at {result.sr} Hz over {next(iter(result.alignment.values()))['length_samples']} samples; "
+              f"lags: {lags}")
+    return 0
+
+
+def _pandas_display():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 50)
+
+
 def _cmd_ls(args) -> int:
     from .cache import Cache
     from .config import Settings
@@ -154,7 +188,8 @@ def _cmd_demo(args) -> int:
     return run_demo(cache_dir=args.cache_dir, open_report=args.open, progress=_progress(args))
 
 
-COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "ls": _cmd_ls, "sandbox": _cmd_sandbox, "demo": _cmd_demo}
+COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "ls": _cmd_ls, "sandbox": _cmd_sandbox,
+            "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

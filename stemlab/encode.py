@@ -17,7 +17,7 @@ import soundfile as sf
 
 from .cache import atomic_write_bytes
 
-__all__ = ["mp3_bytes", "write_mp3", "encode_files"]
+__all__ = ["mp3_bytes", "write_mp3", "encode_arrays", "encode_files"]
 
 
 def mp3_bytes(audio: np.ndarray, sr: int = 44100, *, quality: float = 0.3) -> bytes:
@@ -39,6 +39,28 @@ def write_mp3(path: str | os.PathLike, audio: np.ndarray, sr: int, *, quality: f
     return atomic_write_bytes(path, mp3_bytes(audio, sr, quality=quality))
 
 
+def _encode_array(job: tuple[np.ndarray, int, float]) -> bytes:
+    audio, sr, quality = job
+    return mp3_bytes(audio, sr, quality=quality)
+
+
+def _pool(count: int, workers: int | None):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+    return ProcessPoolExecutor(max_workers=min(count, workers or os.cpu_count() or 2), mp_context=context)
+
+
+def encode_arrays(items, *, quality: float = 0.3, workers: int | None = None) -> list[bytes]:
+    """MP3 bytes of several ``(audio, sr)`` pairs, encoded in parallel processes."""
+    jobs = [(np.asarray(audio, dtype=np.float32), int(sr), quality) for audio, sr in items]
+    if len(jobs) <= 1 or (workers or os.cpu_count() or 1) <= 1:
+        return [_encode_array(job) for job in jobs]
+    with _pool(len(jobs), workers) as pool:
+        return list(pool.map(_encode_array, jobs))
+
+
 def _encode_file(job: tuple[str, str, float]) -> str:
     from .audio import decode
 
@@ -54,14 +76,10 @@ def encode_files(jobs, *, quality: float = 0.3, workers: int | None = None) -> N
     libsndfile's MP3 encoder holds the GIL, so threads do not help; each worker process decodes
     its source and writes its target atomically.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     jobs = [(str(src), str(dst), quality) for src, dst in jobs]
     if len(jobs) <= 1 or (workers or os.cpu_count() or 1) <= 1:
         for job in jobs:
             _encode_file(job)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
-    with ProcessPoolExecutor(max_workers=min(len(jobs), workers or os.cpu_count() or 2), mp_context=context) as pool:
+    with _pool(len(jobs), workers) as pool:
         list(pool.map(_encode_file, jobs))

@@ -233,6 +233,18 @@ class StemSet:
         return dict(self.manifest.get("request") or {})
 
     @property
+    def label(self) -> str:
+        """A short name for tables: ``cqtai-12``, ``cqtai-2``, ``apiframe``, ``local-hpss``, a folder's name..."""
+        request = self.request
+        if self.provider == "cqtai":
+            return "cqtai-2" if request.get("task") == "gen_stem_two" else "cqtai-12"
+        if self.provider == "local":
+            return f"local-{self.manifest.get('method', 'unknown')}"
+        if self.provider in ("folder", "files"):
+            return self.folder.name if self.folder else "files"
+        return self.provider or "set"
+
+    @property
     def key(self) -> str | None:
         return self.manifest.get("key") or (self.folder.name if self.folder else None)
 

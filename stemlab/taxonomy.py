@@ -175,14 +175,12 @@ def coverage(names: Iterable[str]) -> dict[str, frozenset[str]]:
     return covered
 
 
-def _group_name(group: frozenset[str], leftover: bool) -> str:
+def _group_name(group: frozenset[str], universe: set[str], leftover: bool) -> str:
     if len(group) == 1:
         return next(iter(group))
     for coarse, members in GROUPS.items():
-        if group == frozenset(members):
+        if group == frozenset(members) & universe:
             return coarse
-    if group == frozenset({"vocals", "backing_vocals"}):
-        return "vocals"
     return "other" if leftover else "+".join(n for n in TWELVE_STEMS if n in group)
 
 
@@ -223,10 +221,12 @@ def common_groups(*name_sets: Iterable[str]) -> dict[str, frozenset[str]]:
     if len(groups) == 1 and len(groups[0]) == len(TWELVE_STEMS):
         return {}  # only the whole mix in common: nothing to compare stem by stem
     biggest = max(groups, key=len) if groups else frozenset()
-    groups.sort(key=lambda g: g is biggest and len(g) > 1 and _group_name(g, leftover=True) == "other")  # last
-    return {_group_name(g, leftover=g is biggest and len(g) > 1): g for g in groups}
+    names = {g: _group_name(g, universe, leftover=g is biggest and len(g) > 1) for g in groups}
+    groups.sort(key=lambda g: names[g] == "other")  # the leftover last
+    return {names[g]: g for g in groups}
 
 
 def stems_in_group(names: Iterable[str], group: frozenset[str]) -> list[str]:
-    """The stems of a set whose coverage lies inside ``group`` (their sum is the set's estimate of it)."""
-    return [name for name, covered in coverage(names).items() if covered and covered <= group]
+    """The stems of a set that make up ``group`` (a group of :func:`common_groups`): their sum is the
+    set's estimate of it. A stem belongs to the one group its coverage meets."""
+    return [name for name, covered in coverage(names).items() if covered & group]

@@ -26,7 +26,7 @@ from ..errors import UsageError
 from .rows import compute_rows
 from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
-from .tracks import Track, energy_matrix, prepare_tracks, tracks_of
+from .tracks import Track, energy_matrix, mp3_all, prepare_tracks, tracks_of
 from .widget import StemView, pack_waves
 
 __all__ = ["Explorer", "explore"]
@@ -39,7 +39,12 @@ class Explorer:
 
     Parameters
     ----------
-    stemset : StemSet
+    stemset : StemSet, optional
+    tracks : list of Track, optional
+        Rows to show instead of a stem set's (the first may have ``kind="source"``); used by the
+        comparison view. Give exactly one of ``stemset`` and ``tracks``.
+    title : str, optional
+        For the still picture and exports.
     view : {"waveform", "spectrogram", "both"}
     scale : {"log", "mel", "linear"}
         Frequency axis of the spectrograms.
@@ -55,18 +60,21 @@ class Explorer:
         dB shown below the loudest point; one range for every track.
     """
 
-    def __init__(self, stemset, *, view: str = "both", scale: str = "log", channels: str = "mid",
-                 t0: float | None = None, t1: float | None = None, residual: bool = False,
-                 columns: int = 1000, rows: int = 72, db_range: float = DB_RANGE):
+    def __init__(self, stemset=None, *, tracks: list[Track] | None = None, title: str | None = None,
+                 view: str = "both", scale: str = "log", channels: str = "mid", t0: float | None = None,
+                 t1: float | None = None, residual: bool = False, columns: int = 1000, rows: int = 72,
+                 db_range: float = DB_RANGE):
         import ipywidgets as w
-
 
         if view not in VIEWS or scale not in SCALES or channels not in ("mid", "stereo"):
             raise UsageError(f"view must be one of {VIEWS}, scale one of {SCALES}, channels 'mid' or 'stereo'")
+        if (stemset is None) == (tracks is None):
+            raise UsageError("pass a stem set, or tracks=, to the explorer")
         self.stemset = stemset
+        self.title = title
         self.columns, self.rows, self.db_range = int(columns), int(rows), float(db_range)
-        self._tracks: dict[bool, list[Track]] = {}
-        duration = stemset.duration
+        self._tracks: dict[bool, list[Track]] = {} if tracks is None else {False: list(tracks)}
+        duration = stemset.duration if stemset is not None else tracks[0].audio.shape[1] / tracks[0].sr
         start, stop = max(0.0, t0 or 0.0), min(duration, t1 or duration)
         if not stop > start:
             raise UsageError(f"the time window must have t1 > t0 within 0 .. {duration:.2f} s")
@@ -78,7 +86,8 @@ class Explorer:
         self.channel_select = w.ToggleButtons(options=[("mid", "mid"), ("L/R", "stereo")], value=channels,
                                               description="waveform", style={"button_width": "52px"})
         self.track_select = w.ToggleButtons(options=[("stems", False), ("residual", True)], value=residual,
-                                            description="show", style={"button_width": "72px"})
+                                            description="show", style={"button_width": "72px"},
+                                            layout=w.Layout(display="none" if stemset is None else None))
         self.range_select = w.FloatRangeSlider(value=(start, stop), min=0.0, max=duration, step=0.01,
                                                description="time (s)", continuous_update=False,
                                                readout_format=".2f", layout=w.Layout(width="640px"))
@@ -98,6 +107,8 @@ class Explorer:
     def tracks(self, residual: bool | None = None) -> list[Track]:
         """The tracks shown (``residual`` picks the stems or the residual layout)."""
         residual = self.track_select.value if residual is None else residual
+        if self.stemset is None:
+            return self._tracks[False]
         if residual not in self._tracks:
             self._tracks[residual] = tracks_of(self.stemset, residual=residual)
         return self._tracks[residual]
@@ -110,11 +121,18 @@ class Explorer:
             self.view.tracks = [t.describe() for t in tracks]
             self.view.energy = energy_matrix(tracks)
             self.refresh()
-        self.view.set_audio([t.mp3() for t in tracks])
+        self.view.set_audio(mp3_all(tracks))
+
+    def replace_tracks(self, tracks: list[Track]) -> None:
+        """Show other rows (same duration), keeping the view, window and scale."""
+        if self.stemset is not None:
+            raise UsageError("replace_tracks is for explorers built from tracks=")
+        self._tracks = {False: list(tracks)}
+        self._show_tracks(False)
 
     def zoom(self, t0: float, t1: float) -> None:
         """Show ``[t0, t1]`` seconds (the time slider follows)."""
-        duration = self.stemset.duration
+        duration = self.range_select.max
         t0, t1 = max(0.0, float(t0)), min(duration, float(t1))
         if not t1 > t0:
             raise UsageError(f"zoom needs t1 > t0 within 0 .. {duration:.2f} s")
@@ -157,6 +175,8 @@ class Explorer:
         display(self.widget)
 
     def _title(self) -> str:
+        if self.title or self.stemset is None:
+            return self.title or "stemlab explorer"
         origin = self.stemset.provider or "files"
         return f"{len(self.stemset)} stems from {origin}" + (f" job {self.stemset.job_id}" if self.stemset.job_id else "")
 

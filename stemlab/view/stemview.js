@@ -603,6 +603,7 @@ class View {
     on("waves wave_points", () => this.decodeWaves());
     on("specs colormap", () => this.decodeSpecs());
     on("db_label colormap", () => this.updateScale());
+    on("ab_labels", () => this.labelAB());
 
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.grid);
@@ -644,11 +645,12 @@ class View {
     this.timeReadout = el("span", "sl-time");
     const ab = el("div", "sl-ab", { role: "group", title: "A/B: the stem mix, or the source level-matched to it" });
     this.abButtons = ["stems", "source"].map((mode) => {
-      const b = el("button", "sl-ab-button", { type: "button", text: mode === "stems" ? "Stems" : "Source", dataset: { ab: mode } });
+      const b = el("button", "sl-ab-button", { type: "button", dataset: { ab: mode } });
       b.addEventListener("click", () => this.player.setMixer({ ab: mode }));
       ab.appendChild(b);
       return b;
     });
+    this.labelAB();
     this.statusLine = el("span", "sl-status");
     const scale = el("span", "sl-scale");
     this.colorbar = el("canvas", "sl-colorbar", { width: 256, height: 1 });
@@ -656,6 +658,12 @@ class View {
     scale.append(this.colorbar, this.dbLabel);
     bar.append(this.playButton, this.timeReadout, ab, this.statusLine, scale);
     this.root.appendChild(bar);
+  }
+
+  labelAB() {
+    const [stems, source] = this.model.get("ab_labels") ?? [];
+    this.abButtons[0].textContent = stems || "Stems";
+    this.abButtons[1].textContent = source || "Source";
   }
 
   buildRows() {

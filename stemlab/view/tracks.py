@@ -24,7 +24,7 @@ from ..audio import release_pages
 from .envelope import Envelopes, mid_of
 from .spectrogram import cached_db_codes
 
-__all__ = ["Track", "tracks_of", "prepare_tracks", "energy_matrix", "THIN"]
+__all__ = ["Track", "tracks_of", "prepare_tracks", "energy_matrix", "mp3_all", "THIN"]
 
 THIN = 16  # keep every 16th sample to estimate powers (level matching)
 
@@ -80,15 +80,28 @@ class Track:
         return self
 
     def mp3(self) -> bytes:
-        """The track as MP3 bytes, for players."""
-        if self.encode is not None:
-            return self.encode()
-        from ..encode import mp3_bytes
+        """The track as MP3 bytes, for players (encoded once)."""
+        if "_mp3" not in self.__dict__:
+            if self.encode is not None:
+                self._mp3 = self.encode()
+            else:
+                from ..encode import mp3_bytes
 
-        return mp3_bytes(self.audio, self.sr)
+                self._mp3 = mp3_bytes(self.audio, self.sr)
+        return self._mp3
 
     def describe(self) -> dict:
         return {"name": self.name, "label": self.name, "kind": self.kind, "silent": self.silent}
+
+
+def mp3_all(tracks: list["Track"]) -> list[bytes]:
+    """Every track's MP3 bytes; tracks with no file behind them are encoded in parallel processes."""
+    from ..encode import encode_arrays
+
+    pending = [t for t in tracks if t.encode is None and "_mp3" not in t.__dict__]
+    for track, data in zip(pending, encode_arrays([(t.audio, t.sr) for t in pending])):
+        track._mp3 = data
+    return [t.mp3() for t in tracks]
 
 
 def _stem_track(stem, kind: str) -> Track:

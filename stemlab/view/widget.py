@@ -103,6 +103,8 @@ class StemView(anywidget.AnyWidget):
         unmuted stems. The source row takes no part in the stem mix.
     ab : {"stems", "source"}
         ``"source"`` plays only the source, level-matched to the current stem mix.
+    ab_labels : list of two str
+        The A/B buttons' captions (default ``["Stems", "Source"]``).
     energy : list of list of float
         Gram matrix ``<x_i, x_j> / N`` of all tracks' audio (see :func:`energy_matrix`); the mix
         power for linear gains ``g`` is ``g^T E g``.
@@ -145,6 +147,7 @@ class StemView(anywidget.AnyWidget):
     muted = List(Bool()).tag(sync=True)
     soloed = List(Bool()).tag(sync=True)
     ab = Unicode("stems").tag(sync=True)
+    ab_labels = List(Unicode(), default_value=["Stems", "Source"]).tag(sync=True)
     energy = List(List(Float())).tag(sync=True)
     playing = Bool(False).tag(sync=True)
     position = Float(0.0).tag(sync=True)

@@ -1,0 +1,91 @@
+"""The comparison view: one stem group, two sets, switched A/B while playing.
+
+>>> c = stemlab.compare(cqtai, apiframe, reference=stemlab.demo_song())     # doctest: +SKIP
+>>> c.view(stem="vocals")                                                  # doctest: +SKIP
+
+Rows: A's estimate of the group (the player's A side), B's (the B side), their difference and,
+when there is one, the reference. The A/B buttons switch between A and B level-matched, without
+stopping; the difference and the reference are muted until you unmute them. Under the player, the
+comparison's numbers for that stem.
+"""
+
+from __future__ import annotations
+
+import html
+
+from ..errors import UsageError
+from .explorer import Explorer
+from .tracks import Track
+
+__all__ = ["CompareView"]
+
+
+class CompareView:
+    """A :class:`~stemlab.analysis.compare.Comparison` seen and heard one stem group at a time."""
+
+    def __init__(self, comparison, *, stem: str | None = None, a: str | None = None, b: str | None = None):
+        import ipywidgets as w
+
+        self.comparison = comparison
+        labels = list(comparison.audio)
+        stem = stem or next(iter(comparison.groups))
+        a = a or labels[0]
+        b = b or next(label for label in labels if label != a)
+        for value, allowed, what in ((stem, list(comparison.groups), "stem"), (a, labels, "set"), (b, labels, "set")):
+            if value not in allowed:
+                raise UsageError(f"no {what} {value!r} in this comparison; pick one of {', '.join(allowed)}")
+        self.stem_select = w.Dropdown(options=list(comparison.groups), value=stem, description="stem")
+        self.a_select = w.Dropdown(options=labels, value=a, description="A")
+        self.b_select = w.Dropdown(options=labels, value=b, description="B")
+        self.table = w.HTML()
+        self.explorer = Explorer(tracks=self._tracks(), title=f"compare {a} and {b}")
+        self._mute_extras()
+        for control in (self.stem_select, self.a_select, self.b_select):
+            control.observe(lambda _: self.update(), names="value")
+        self._show_table()
+        self.widget = w.VBox([w.HBox([self.stem_select, self.a_select, self.b_select]), self.explorer.widget,
+                              self.table])
+
+    @property
+    def view(self):
+        """The player (:class:`~stemlab.view.widget.StemView`)."""
+        return self.explorer.view
+
+    def _tracks(self) -> list[Track]:
+        audio, stem = self.comparison.audio, self.stem_select.value
+        a, b = self.a_select.value, self.b_select.value
+        sr = self.comparison.sr
+        tracks = [Track(f"A: {a}", "source", audio[a][stem], sr, label=f"A: {a} {stem}"),
+                  Track(f"B: {b}", "stem", audio[b][stem], sr, label=f"B: {b} {stem}"),
+                  Track("A - B", "residual", audio[a][stem] - audio[b][stem], sr, label="difference")]
+        if "reference" in audio and "reference" not in (a, b):
+            tracks.append(Track("reference", "stem", audio["reference"][stem], sr, label="reference"))
+        return tracks
+
+    def _mute_extras(self) -> None:
+        self.view.ab_labels = [f"B: {self.b_select.value}", f"A: {self.a_select.value}"]
+        self.view.muted = [False, False] + [True] * (len(self.view.tracks) - 2)
+
+    def update(self) -> None:
+        """Show the stem and sets now selected."""
+        if self.a_select.value == self.b_select.value:
+            self.table.value = "<i>pick two different sets</i>"
+            return
+        self.explorer.replace_tracks(self._tracks())
+        self._mute_extras()
+        self._show_table()
+
+    def _show_table(self) -> None:
+        table = self.comparison.table
+        rows = table[table.stem == self.stem_select.value]
+        wanted = {self.a_select.value, self.b_select.value, f"{self.a_select.value} vs {self.b_select.value}",
+                  f"{self.b_select.value} vs {self.a_select.value}"}
+        rows = rows[rows.set.isin(wanted)]
+        pivot = rows.pivot_table(index="metric", columns="set", values="value", sort=False, dropna=False)
+        self.table.value = (f"<b>{html.escape(self.stem_select.value)}</b>"
+                            + pivot.round(2).to_html(na_rep="silent"))
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
