@@ -102,6 +102,15 @@ MAX_DB = float(10 * np.log10(1 / np.finfo(np.float64).eps))
 # ---------------------------------------------------------------------------- silence, dB
 
 
+def _inner(a: np.ndarray, b: np.ndarray) -> float:
+    """``<a, b>`` over all elements, accumulated in float64 without float64 copies of the inputs
+    (float32 stems of minutes stay float32: 10 to 20 times faster than converting them first)."""
+    a, b = np.asarray(a), np.asarray(b)
+    a2 = a.reshape(1, -1) if a.ndim < 2 else a.reshape(a.shape[0], -1)
+    b2 = b.reshape(1, -1) if b.ndim < 2 else b.reshape(b.shape[0], -1)
+    return float(np.einsum("ij,ij->", a2, b2, dtype=np.float64))
+
+
 def rms_db(x: np.ndarray) -> float:
     """RMS level over all samples and channels, in dB relative to full scale (``-inf`` for zeros).
 
@@ -110,13 +119,16 @@ def rms_db(x: np.ndarray) -> float:
     >>> rms_db(np.full(100, 0.1))
     -20.0
     """
-    flat = np.asarray(x).ravel(order="K")  # no copy for C- or Fortran-ordered stems
-    if not np.issubdtype(flat.dtype, np.floating):
-        flat = flat.astype(np.float64)
-    if flat.size == 0:
+    x = np.asarray(x)
+    if x.size == 0:
         return float("-inf")
-    power = float(np.dot(flat, flat)) / flat.size
+    power = _inner(x, x) / x.size
     return float(10 * np.log10(power)) if power > 0 else float("-inf")
+
+
+def _quiet(energy: float, size: int, threshold_db: float) -> bool:
+    """:func:`is_silent` from an already computed energy (sum of squares) of ``size`` values."""
+    return energy <= 0 or 10 * np.log10(energy / size) < threshold_db
 
 
 def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_DB) -> bool:
@@ -129,7 +141,8 @@ def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_DB) -> bool:
     >>> is_silent(np.full((2, 10), 1e-4)), is_silent(np.full((2, 10), 1e-2))   # -80 and -40 dBFS
     (True, False)
     """
-    return rms_db(x) < threshold_db
+    x = np.asarray(x)
+    return x.size == 0 or _quiet(_inner(x, x), x.size, threshold_db)
 
 
 def ratio_db(numerator, denominator) -> np.ndarray:
@@ -183,18 +196,22 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = Fal
     >>> round(si_sdr(s, 0.5 * s + 0.05 * np.cos(np.arange(1000) / 3)), 1)   # gain is free
     20.0
     """
-    reference = np.asarray(reference, dtype=np.float64).ravel()
-    estimate = np.asarray(estimate, dtype=np.float64).ravel()
-    if reference.shape != estimate.shape:
+    reference, estimate = np.asarray(reference), np.asarray(estimate)
+    if reference.size != estimate.size:
         raise UsageError(f"reference has {reference.size} values but estimate has {estimate.size}: "
                          "pass arrays of the same shape")
-    if is_silent(reference, threshold_db=silence_db):
-        return float("nan")
+    reference = reference.reshape(estimate.shape)
     if zero_mean:
-        reference = reference - reference.mean()
-        estimate = estimate - estimate.mean()
-    scaled = (reference @ estimate) / (reference @ reference) * reference
-    return float(ratio_db(scaled @ scaled, (scaled - estimate) @ (scaled - estimate)))
+        if is_silent(reference, threshold_db=silence_db):
+            return float("nan")
+        reference = reference - reference.mean(dtype=np.float64)
+        estimate = estimate - estimate.mean(dtype=np.float64)
+    energy = _inner(reference, reference)
+    if _quiet(energy, reference.size, silence_db):
+        return float("nan")
+    alpha = _inner(reference, estimate) / energy
+    error = alpha * reference - estimate
+    return float(ratio_db(alpha * alpha * energy, _inner(error, error)))
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILENCE_DB) -> float:
@@ -209,12 +226,12 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILE
     >>> round(sdr(s, 1.1 * s), 6)
     20.0
     """
-    reference = np.asarray(reference, dtype=np.float64)
-    estimate = np.asarray(estimate, dtype=np.float64)
-    if is_silent(reference, threshold_db=silence_db):
+    reference, estimate = np.asarray(reference), np.asarray(estimate)
+    energy = _inner(reference, reference)
+    if _quiet(energy, reference.size, silence_db):
         return float("nan")
     error = estimate - reference
-    return float(ratio_db(np.sum(reference**2), np.sum(error**2)))
+    return float(ratio_db(energy, _inner(error, error)))
 
 
 def sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray, *,
