@@ -116,7 +116,7 @@ def rms_db(x: np.ndarray) -> float:
 
     Examples
     --------
-    >>> rms_db(np.full(100, 0.1))
+    >>> round(rms_db(np.full(100, 0.1)), 6)
     -20.0
     """
     x = np.asarray(x)
@@ -128,7 +128,7 @@ def rms_db(x: np.ndarray) -> float:
 
 def _quiet(energy: float, size: int, threshold_db: float) -> bool:
     """:func:`is_silent` from an already computed energy (sum of squares) of ``size`` values."""
-    return energy <= 0 or 10 * np.log10(energy / size) < threshold_db
+    return bool(energy <= 0 or 10 * np.log10(energy / size) < threshold_db)
 
 
 def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_DB) -> bool:
