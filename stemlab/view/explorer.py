@@ -7,9 +7,11 @@ Controls choose the view, the time range (zoom and scroll), the frequency scale,
 waveforms, and stems or the recombination residual.
 
 >>> ex = stemlab.explore(s)                      # doctest: +SKIP
->>> ex                                           # doctest: +SKIP   (displays it)
+>>> ex                                           # doctest: +SKIP
 >>> ex.zoom(20.0, 22.5); ex.view.muted           # doctest: +SKIP
->>> ex.save_html("stems.html")                   # doctest: +SKIP   (self-contained, for sharing)
+>>> ex.save_html("stems.html")                   # doctest: +SKIP
+
+The last line writes a self-contained page, for sharing.
 
 The kernel computes what is drawn (envelopes and pooled spectrograms at the plot's resolution,
 from data cached per stem) and the browser draws it; audio goes to the browser as the cached MP3
