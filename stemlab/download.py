@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import httpx
 
 from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabError
-from .http import RetryPolicy, check_url, retrying
+from .http import RetryPolicy, check_url, retry_after, retrying
 
 __all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT", "sha256_of"]
 
@@ -62,13 +62,6 @@ def sha256_of(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
 
 
 class _File:
@@ -155,7 +148,7 @@ def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *,
         with client.stream("GET", f.url, headers=headers) as r:
             if r.status_code == 429:
                 raise RateLimitError(f"the CDN throttled the download of {f.dest.name} (429)",
-                                     retry_after=_retry_after(r))
+                                     retry_after=retry_after(r))
             if r.status_code >= 500:
                 raise ProviderServerError(f"the CDN failed to serve {f.dest.name} (HTTP {r.status_code})",
                                           status=r.status_code)

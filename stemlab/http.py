@@ -33,7 +33,7 @@ import httpx
 from .errors import (NetworkError, ProtocolError, ProviderServerError, RateLimitError, SubmitUncertainError,
                      UsageError)
 
-__all__ = ["RetryPolicy", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
+__all__ = ["RetryPolicy", "retry_after", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
 
 T = TypeVar("T")
 
@@ -113,11 +113,11 @@ def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), s
     """
     last: Exception | None = None
     for n in range(policy.attempts):
-        retry_after = None
+        asked_wait = None
         try:
             return attempt()
         except RateLimitError as exc:
-            last, retry_after = exc, exc.retry_after
+            last, asked_wait = exc, exc.retry_after
         except ProviderServerError as exc:
             last = exc
         except ProtocolError as exc:
@@ -129,9 +129,17 @@ def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), s
                 raise SubmitUncertainError(f"{what} was sent but no answer came back ({type(exc).__name__})") from None
             last = NetworkError(f"{what} failed: {type(exc).__name__}: {exc or 'no detail'}")
         if n + 1 < policy.attempts:
-            sleep(policy.delay(n, retry_after))
+            sleep(policy.delay(n, asked_wait))
     assert last is not None
     raise last
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` header in seconds (a number of seconds; HTTP dates are ignored), or None."""
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
 
 
 def json_of(response: httpx.Response, *, provider: str) -> dict:

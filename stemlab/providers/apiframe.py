@@ -28,7 +28,7 @@ import httpx
 from ..cache import safe_component
 from ..config import Secret
 from ..errors import ProtocolError, UsageError
-from ..http import RetryPolicy, check_url, json_of, retrying
+from ..http import RetryPolicy, check_url, json_of, retry_after, retrying
 from ..taxonomy import canonical_name, safe_name
 from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
 
@@ -104,13 +104,6 @@ class ApiframeRequest:
                 "index": self.index, "track_id": self.track_id}
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
 class ApiframeClient:
     """Talks to Apiframe v2. One instance per fetch; the httpx client is owned by the caller."""
 
@@ -136,7 +129,7 @@ class ApiframeClient:
             hint = HINTS.get(status) or ("Apiframe failed on its side; fetch again later" if status >= 500
                                          else "see https://apiframe.ai/docs")
             raise provider_error(PROVIDER, status, words, hint=hint, job_id=job_id,
-                                 retry_after=_retry_after(response))
+                                 retry_after=retry_after(response))
         return json_of(response, provider=PROVIDER)
 
     def submit(self, request: ApiframeRequest) -> str:

@@ -24,7 +24,7 @@ import httpx
 from ..cache import safe_component
 from ..config import Secret
 from ..errors import ProtocolError, UsageError
-from ..http import RetryPolicy, check_url, json_of, retrying
+from ..http import RetryPolicy, check_url, json_of, retry_after, retrying
 from ..taxonomy import label_from_title, safe_name
 from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
 
@@ -111,10 +111,8 @@ class CqtaiClient:
 
     @staticmethod
     def _error(status: int, words: str, response: httpx.Response, job_id: str | None):
-        retry_after = response.headers.get("Retry-After")
         hint = HINTS.get(status) or (HINTS[500] if status >= 500 else "see https://www.cqtai.com/docs/suno (Common Errors)")
-        return provider_error(PROVIDER, status, words, hint=hint, job_id=job_id,
-                              retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
+        return provider_error(PROVIDER, status, words, hint=hint, job_id=job_id, retry_after=retry_after(response))
 
     def submit(self, request: CqtaiRequest) -> str:
         """Start the split and return CQTAI's task id (retried only on a 429/5xx answer)."""
