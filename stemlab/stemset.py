@@ -33,6 +33,7 @@ __all__ = ["Stem", "StemSet", "AUDIO_EXTENSIONS", "REPR_EMBED_LIMIT"]
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SOURCE_NAMES = ("source", "mixture", "mix")
 REPR_EMBED_LIMIT = 8 * 1024 * 1024  # bytes of MP3 a StemSet's notebook repr embeds at most
+MP3_BYTES_PER_SECOND = 16_000      # ~128 kbit/s, to estimate MP3s not encoded yet
 
 
 class Stem:
@@ -329,7 +330,7 @@ class StemSet:
     # -- notebook ----------------------------------------------------------------------------
     def _repr_html_(self) -> str:
         tracks = [*([self.source] if self.source else []), *self]
-        total = sum(t.path.stat().st_size if t.path.suffix.lower() == ".mp3" else t.info.frames * 0.02
+        total = sum(t.mp3_path.stat().st_size if t.mp3_path.exists() else t.duration * MP3_BYTES_PER_SECOND
                     for t in tracks)
         embed = total <= REPR_EMBED_LIMIT
         rows = []
