@@ -49,21 +49,31 @@ def safe_component(text: str) -> str:
     return cleaned
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+def _atomic(path: str | os.PathLike, write, *, durable: bool) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
+
+    ``durable`` also fsyncs before the rename: wanted for records (a job id must survive a
+    crash), not for derived data that can always be rebuilt.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
+    return _atomic(path, lambda f: f.write(data), durable=durable)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
@@ -72,14 +82,10 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def save_npy(path: str | os.PathLike, array) -> Path:
-    """:func:`atomic_write_bytes` of ``array`` in ``.npy`` format."""
-    import io
-
+    """Save ``array`` as ``.npy`` atomically (derived data: no fsync)."""
     import numpy as np
 
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return _atomic(path, lambda f: np.save(f, array), durable=False)
 
 
 def _read_json(path: Path) -> dict | None:

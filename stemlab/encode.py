@@ -36,7 +36,7 @@ def mp3_bytes(audio: np.ndarray, sr: int = 44100, *, quality: float = 0.3) -> by
 
 def write_mp3(path: str | os.PathLike, audio: np.ndarray, sr: int, *, quality: float = 0.3) -> Path:
     """Encode ``audio`` to an MP3 file at ``path``; the file appears only once complete."""
-    return atomic_write_bytes(path, mp3_bytes(audio, sr, quality=quality))
+    return atomic_write_bytes(path, mp3_bytes(audio, sr, quality=quality), durable=False)  # derived data
 
 
 def _encode_array(job: tuple[np.ndarray, int, float]) -> bytes:

@@ -66,16 +66,22 @@ class Track:
     def prepare(self, *, spectrogram: bool = True) -> "Track":
         """Compute (or load) all display data now, then release the audio's memory pages.
 
-        The mid channel, which the envelopes and the spectrogram both need, is computed once.
+        The audio is read once: de-interleaved into one contiguous copy that the envelopes, the
+        mid channel (for the spectrogram), the level and the thinned copy all use.
         """
-        needs_mid = "envelopes" not in self.__dict__ or (spectrogram and "codes" not in self.__dict__)
-        mid = mid_of(self.audio) if needs_mid else None
+        building = "envelopes" not in self.__dict__ or (spectrogram and "codes" not in self.__dict__)
+        audio = np.ascontiguousarray(self.audio, dtype=np.float32) if building else self.audio
+        mid = mid_of(audio) if building else None
         if "envelopes" not in self.__dict__:
-            self.envelopes = Envelopes(self.audio, self.sr, mid=mid,
+            self.envelopes = Envelopes(audio, self.sr, mid=mid,
                                        cache_file=self.cache("env256", ".npy") if self.cache else None)
+            self.envelopes.audio = self.audio  # zoomed views read the (memory-mapped) original
         if spectrogram and "codes" not in self.__dict__:
             self.codes = cached_db_codes(mid, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
-        self.silent, self.thinned
+        if "level_dbfs" not in self.__dict__:
+            self.level_dbfs = rms_db(audio)
+        if "thinned" not in self.__dict__:
+            self.thinned = np.array(audio[:, ::THIN])
         release_pages(self.audio)
         return self
 
