@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import UsageError
@@ -34,6 +35,13 @@ from .widget import StemView, pack_waves
 __all__ = ["Explorer", "explore"]
 
 VIEWS = ("waveform", "spectrogram", "both")
+
+
+def _pngs(displays) -> list[bytes]:
+    """Gray PNGs of the spectrogram images (b"" for silent tracks), encoded in threads (zlib
+    releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as workers:
+        return list(workers.map(lambda d: b"" if d is None else gray_png(d), displays))
 
 
 class Explorer:
@@ -152,7 +160,7 @@ class Explorer:
             updates.update(waves=b"" if rows.waves is None else pack_waves(rows.waves),
                            wave_points=b"" if rows.points is None else rows.points.tobytes())
         if view != "waveform":
-            updates.update(specs=[b"" if d is None else gray_png(d) for d in rows.displays],
+            updates.update(specs=_pngs(rows.displays),
                            freq_ticks=frequency_ticks(scale, tracks[0].sr),
                            db_label=f"{rows.vmax_db - self.db_range:.0f} .. {rows.vmax_db:.0f} dBFS, one scale "
                                     f"for every track")

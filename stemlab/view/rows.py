@@ -9,6 +9,8 @@ One computation feeds the explorer widget, its still picture and the demo report
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +48,9 @@ def compute_rows(tracks: list[Track], t0: float, t1: float, *, view: str = "both
         else:
             waves = np.stack([t.envelopes.envelope(t0, t1, columns=columns, channels=channels) for t in tracks])
     if view != "waveform":
-        pooled = [pool(t.codes, t.sr, t0, t1, columns=columns, rows=rows, scale=scale) for t in tracks]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as workers:  # reductions release the GIL
+            pooled = list(workers.map(lambda t: pool(t.codes, t.sr, t0, t1, columns=columns, rows=rows, scale=scale),
+                                      tracks))
         vmax = shared_vmax_db(pooled)
         displays = [None if t.silent else to_display(p, vmax_db=vmax, db_range=db_range)
                     for t, p in zip(tracks, pooled)]
