@@ -209,9 +209,12 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = Fal
     energy = _inner(reference, reference)
     if _quiet(energy, reference.size, silence_db):
         return float("nan")
-    alpha = _inner(reference, estimate) / energy
-    error = alpha * reference - estimate
-    return float(ratio_db(alpha * alpha * energy, _inner(error, error)))
+    cross, estimate_energy = _inner(reference, estimate), _inner(estimate, estimate)
+    alpha = cross / energy
+    # |alpha s - e|^2 expanded: the products of float32 samples are exact in float64, so the
+    # cancellation floor is far below MAX_DB, and no error signal is ever built
+    error = max(alpha * alpha * energy - 2 * alpha * cross + estimate_energy, 0.0)
+    return float(ratio_db(alpha * alpha * energy, error))
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILENCE_DB) -> float:
@@ -230,8 +233,8 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILE
     energy = _inner(reference, reference)
     if _quiet(energy, reference.size, silence_db):
         return float("nan")
-    error = estimate - reference
-    return float(ratio_db(energy, _inner(error, error)))
+    error = max(energy - 2 * _inner(reference, estimate) + _inner(estimate, estimate), 0.0)  # |e - s|^2
+    return float(ratio_db(energy, error))
 
 
 def sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray, *,
