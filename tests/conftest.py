@@ -90,3 +90,26 @@ def demo_run(tmp_path_factory):
     assert code == 0, out.getvalue()
     text = out.getvalue()
     return text, Path(text.split("report: ")[1].split("  (")[0]), cache
+
+
+@pytest.fixture(scope="session")
+def small_comparison(tmp_path_factory):
+    """Sets a, b (whose vocals carry drums) and the truth they are compared with, 6 s at 22.05 kHz."""
+    import soundfile as sf
+
+    import stemlab
+    from stemlab.sandbox.synth import synth_stems
+
+    SR = 22050
+    root = tmp_path_factory.mktemp("sets")
+    stems = synth_stems(duration=6.0, sr=SR, names=("vocals", "drums", "bass"), seed=4)
+    sets = {}
+    for name, edit in (("truth", lambda n, a: a), ("a", lambda n, a: a * 0.9),
+                       ("b", lambda n, a: a + 0.3 * stems["drums"] if n == "vocals" else a)):
+        folder = root / name
+        folder.mkdir()
+        for stem, audio in stems.items():
+            sf.write(folder / f"{stem}.wav", edit(stem, audio).T, SR, subtype="FLOAT")
+        sf.write(folder / "mixture.wav", sum(stems.values()).T, SR, subtype="FLOAT")
+        sets[name] = stemlab.StemSet.open(folder)
+    return stemlab.compare(sets["a"], sets["b"], reference=sets["truth"], bss=False)

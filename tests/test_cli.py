@@ -144,3 +144,18 @@ def test_sandbox_command_serves_the_demo_song(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_compare_sets_by_id(sandbox_env, sandbox):
+    two = one_json(stemlab("fetch", "cqtai", CLIP_ID, "--two", "--json"))
+    song = sandbox.song(SONG)
+    assert stemlab("fetch", "apiframe", song.parent_job_id, "--index", "1", "--quiet").returncode == 0
+    result = stemlab("compare", two["job_id"], song.parent_job_id, "--json")
+    assert result.returncode == 0, result.stderr
+    report = one_json(result)
+    assert [s["name"] for s in report["sets"]] == ["cqtai-2", "apiframe"]
+    agreement = [r for r in report["rows"] if r["metric"] == "agreement_si_sdr"]
+    assert {r["stem"] for r in agreement} == {"vocals", "instrumental"}
+    assert all(r["value"] > 100 for r in agreement)  # the sandbox serves the same 2-stem files to both
+    text = stemlab("compare", two["job_id"], song.parent_job_id)
+    assert "agreement_si_sdr" in text.stdout and "lags: cqtai-2 0, apiframe 0" in text.stdout

@@ -1,12 +1,16 @@
 """Faults: each recovers, or stops with a one-line error; nothing partial is cached, nothing is paid twice."""
 
+import base64
 import json
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
 import stemlab.fetch as fetch_module
-from conftest import CLIP_ID, SONG
+from conftest import APIFRAME_KEY, CLIP_ID, SONG
 from stemlab.errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, DownloadError,
                             JobFailedError, JobTimeoutError, ProviderServerError, RateLimitError,
                             SubmitUncertainError)
@@ -188,4 +192,39 @@ def test_two_fetches_at_once_share_one_job(sandbox, settings):
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 2 and results[0].folder == results[1].folder
+    assert len(sandbox.submits) == 1
+
+
+def test_apiframe_poll_429_waits_as_told(sandbox, settings):
+    song = sandbox.song(SONG)
+    sandbox.faults.add("apiframe.poll", "status", status=429, retry_after=1)
+    started = time.monotonic()
+    s = fetch("apiframe", parent_job_id=song.parent_job_id, index=1, settings=settings, progress=False)
+    assert len(s) == 2 and time.monotonic() - started >= 1.0  # the retry delay is 0.01 s: 1 s came from the header
+
+
+def test_webhook_signatures_verify(sandbox, settings):
+    from stemlab.providers.apiframe import verify_webhook_signature
+
+    song = sandbox.song(SONG)
+    fetch("apiframe", parent_job_id=song.parent_job_id, index=1, settings=settings, progress=False,
+          webhook_url="https://hooks.example/x", webhook_events=["progress", "completed"])
+    job_id = _accepted(sandbox)[0]["job_id"]
+    deliveries = sandbox.webhooks(job_id)
+    assert {json.loads(body)["event"] for _, body in deliveries} >= {"completed"}
+    for headers, body in deliveries:
+        signature = headers["X-Webhook-Signature"]
+        assert verify_webhook_signature(body, signature, APIFRAME_KEY)
+        assert verify_webhook_signature(body, base64.b64encode(bytes.fromhex(signature)).decode(), APIFRAME_KEY)
+        assert not verify_webhook_signature(body + b" ", signature, APIFRAME_KEY)
+        assert not verify_webhook_signature(body, signature, "afk_someone_else")
+
+
+def test_two_processes_fetching_one_set_pay_once(sandbox, sandbox_env):
+    sandbox.polls_to_complete = 8
+    command = [sys.executable, "-m", "stemlab", "fetch", "cqtai", CLIP_ID, "--json"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert json.loads(outputs[0][0])["set_dir"] == json.loads(outputs[1][0])["set_dir"]
     assert len(sandbox.submits) == 1
