@@ -40,7 +40,7 @@ def fetched_set(cache: Path):
 
 def clear_view_caches(stemset) -> None:
     for path in stemset.derived_dir.glob("*"):
-        if ".env256." in path.name or ".stft2048." in path.name:
+        if any(kind in path.name for kind in (".summary.", ".stft2048.")):
             path.unlink()
 
 

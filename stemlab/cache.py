@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from .errors import CacheError, UsageError
 
-__all__ = ["Cache", "atomic_write_bytes", "atomic_write_json", "save_npy", "safe_component"]
+__all__ = ["Cache", "atomic_write_bytes", "atomic_write_json", "save_npy", "save_npz", "safe_component"]
 
 MANIFEST = "manifest.json"
 JOB = "job.json"
@@ -86,6 +86,13 @@ def save_npy(path: str | os.PathLike, array) -> Path:
     import numpy as np
 
     return _atomic(path, lambda f: np.save(f, array), durable=False)
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> Path:
+    """Save several arrays as ``.npz`` atomically (derived data: no fsync)."""
+    import numpy as np
+
+    return _atomic(path, lambda f: np.savez(f, **arrays), durable=False)
 
 
 def _read_json(path: Path) -> dict | None:

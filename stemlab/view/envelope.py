@@ -21,7 +21,7 @@ import numpy as np
 
 from ..cache import save_npy
 
-__all__ = ["BLOCK", "Envelopes", "block_minmax", "mid_of"]
+__all__ = ["BLOCK", "Envelopes", "block_minmax", "mid_of", "scan"]
 
 BLOCK = 256  # samples per pyramid block: 5.8 ms at 44.1 kHz
 
@@ -51,6 +51,43 @@ def mid_of(audio: np.ndarray) -> np.ndarray:
     return mid
 
 
+def scan(audio: np.ndarray, *, block: int = BLOCK, thin: int = 64,
+         chunk: int = 1 << 16) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """One pass over a track, in cache-sized chunks, for everything views need from it:
+
+    its block pyramid (as :class:`Envelopes` stores it), its mid channel (float32), its energy
+    (sum of squares, float64) and every ``thin``-th frame (float32). Reading a decoded stem once
+    instead of once per product matters: these computations are bound by memory, not arithmetic.
+
+    >>> x = np.random.default_rng(0).standard_normal((2, 1000)).astype(np.float32)
+    >>> blocks, mid, energy, thinned = scan(x, chunk=512, thin=4)
+    >>> np.array_equal(blocks[:2], block_minmax(x)), np.allclose(mid, x.mean(axis=0))
+    (True, True)
+    >>> bool(np.isclose(energy, np.sum(x.astype(float) ** 2))), np.array_equal(thinned, x[:, ::4])
+    (True, True)
+    """
+    channels, n = audio.shape
+    step = block * thin // np.gcd(block, thin)
+    chunk = max(step, chunk - chunk % step)  # chunks start on block and thinning boundaries
+    rows = 3 if channels == 2 else channels
+    blocks = np.empty((rows, 2, -(-n // block)), dtype=np.float32)
+    mid = np.empty(n, dtype=np.float32)
+    thinned = np.empty((channels, -(-n // thin)), dtype=np.float32)
+    energy = 0.0
+    for start in range(0, n, chunk):
+        piece = np.ascontiguousarray(audio[:, start:start + chunk], dtype=np.float32)
+        middle = mid_of(piece)
+        mid[start:start + piece.shape[1]] = middle
+        energy += float(np.einsum("ij,ij->", piece, piece, dtype=np.float64))
+        first = start // block
+        span = slice(first, first + -(-piece.shape[1] // block))
+        blocks[:channels, :, span] = block_minmax(piece, block)
+        if channels == 2:
+            blocks[2:, :, span] = block_minmax(middle[None], block)
+        thinned[:, start // thin: start // thin + -(-piece.shape[1] // thin)] = piece[:, ::thin]
+    return blocks, mid, energy, thinned
+
+
 class Envelopes:
     """Envelopes of one track at any zoom.
 
@@ -64,23 +101,21 @@ class Envelopes:
     """
 
     def __init__(self, audio: np.ndarray, sr: int, *, cache_file: str | os.PathLike | None = None,
-                 mid: np.ndarray | None = None):
+                 blocks: np.ndarray | None = None):
         self.audio, self.sr = audio, int(sr)
         self.stereo = audio.shape[0] == 2
         self.samples = audio.shape[1]
-        self.blocks = self._pyramid(Path(cache_file) if cache_file else None, mid)
+        self.blocks = self._pyramid(Path(cache_file) if cache_file else None, blocks)
 
-    def _pyramid(self, cache_file: Path | None, mid: np.ndarray | None) -> np.ndarray:
+    def _pyramid(self, cache_file: Path | None, blocks: np.ndarray | None) -> np.ndarray:
         """Left, right and mid block min/max for stereo (``(3, 2, blocks)``), the channel's for mono."""
-        if cache_file is not None:
+        if blocks is None and cache_file is not None:
             try:
                 return np.load(cache_file, mmap_mode="r")
             except (FileNotFoundError, ValueError, OSError):
                 pass
-        blocks = block_minmax(self.audio[:1] if not self.stereo else self.audio)
-        if self.stereo:
-            mid = mid_of(self.audio) if mid is None else mid
-            blocks = np.concatenate([blocks, block_minmax(mid[None])])
+        if blocks is None:
+            blocks = scan(self.audio)[0]
         if cache_file is not None:
             save_npy(cache_file, blocks)
         return blocks

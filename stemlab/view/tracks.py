@@ -19,14 +19,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..analysis.metrics import SILENCE_DB, rms_db
+from ..analysis.metrics import SILENCE_DB
+from ..cache import save_npz
 from ..audio import release_pages
-from .envelope import Envelopes, mid_of
+from .envelope import Envelopes, mid_of, scan
 from .spectrogram import cached_db_codes
 
 __all__ = ["Track", "tracks_of", "prepare_tracks", "energy_matrix", "mp3_all", "THIN"]
 
-THIN = 16  # keep every 16th sample to estimate powers (level matching)
+THIN = 64  # keep every 64th frame to estimate powers (level matching): ~250,000 frames for 3 min
 
 
 @dataclass(eq=False)
@@ -41,47 +42,71 @@ class Track:
     cache: Callable[[str, str], object] | None = None  # (kind, suffix) -> path in derived/
     encode: Callable[[], bytes] | None = field(default=None, repr=False)
 
+    def _file(self, kind: str, suffix: str):
+        return self.cache(kind, suffix) if self.cache else None
+
     @cached_property
+    def summary(self) -> dict:
+        """The block pyramid, level and thinned copy (cached in ``derived/``; see :meth:`prepare`)."""
+        path = self._file("summary", ".npz")
+        if path is not None and os.path.exists(path):
+            try:
+                with np.load(path) as stored:
+                    return {"blocks": stored["blocks"], "level_dbfs": float(stored["level_dbfs"]),
+                            "thinned": stored["thinned"]}
+            except (ValueError, OSError, KeyError):
+                pass  # damaged: rebuilt below
+        return self._scan()[0]
+
+    def _scan(self) -> tuple[dict, np.ndarray]:
+        """Build the summary in one pass over the audio (also returns the mid channel), save it."""
+        blocks, mid, energy, thinned = scan(self.audio, thin=THIN)
+        level = 10 * np.log10(energy / self.audio.size) if energy > 0 else float("-inf")
+        summary = {"blocks": blocks, "level_dbfs": float(level), "thinned": thinned}
+        path = self._file("summary", ".npz")
+        if path is not None:
+            save_npz(path, blocks=blocks, level_dbfs=np.float64(level), thinned=thinned)
+        self.__dict__["summary"] = summary
+        return summary, mid
+
+    @property
     def level_dbfs(self) -> float:
-        return rms_db(self.audio)
+        return self.summary["level_dbfs"]
 
     @property
     def silent(self) -> bool:
         return self.level_dbfs < SILENCE_DB
 
+    @property
+    def thinned(self) -> np.ndarray:
+        """Every :data:`THIN`-th frame (all channels, float32): enough to estimate powers."""
+        return self.summary["thinned"]
+
     @cached_property
     def envelopes(self) -> Envelopes:
-        return Envelopes(self.audio, self.sr, cache_file=self.cache("env256", ".npy") if self.cache else None)
+        return Envelopes(self.audio, self.sr, blocks=self.summary["blocks"])
 
     @cached_property
     def codes(self) -> np.ndarray:
         """``uint8`` STFT dB codes (see :mod:`stemlab.view.spectrogram`)."""
-        return cached_db_codes(self.audio, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
-
-    @cached_property
-    def thinned(self) -> np.ndarray:
-        """Every :data:`THIN`-th sample (all channels, float32): enough to estimate powers."""
-        return np.array(self.audio[:, ::THIN], dtype=np.float32)
+        return cached_db_codes(mid_of(self.audio), self.sr, self._file("stft2048", ".npy"))
 
     def prepare(self, *, spectrogram: bool = True) -> "Track":
         """Compute (or load) all display data now, then release the audio's memory pages.
 
-        The audio is read once: de-interleaved into one contiguous copy that the envelopes, the
-        mid channel (for the spectrogram), the level and the thinned copy all use.
+        What is missing is built from one chunked pass over the audio (:func:`~.envelope.scan`),
+        whose mid channel also feeds the spectrogram.
         """
-        building = "envelopes" not in self.__dict__ or (spectrogram and "codes" not in self.__dict__)
-        audio = np.ascontiguousarray(self.audio, dtype=np.float32) if building else self.audio
-        mid = mid_of(audio) if building else None
-        if "envelopes" not in self.__dict__:
-            self.envelopes = Envelopes(audio, self.sr, mid=mid,
-                                       cache_file=self.cache("env256", ".npy") if self.cache else None)
-            self.envelopes.audio = self.audio  # zoomed views read the (memory-mapped) original
-        if spectrogram and "codes" not in self.__dict__:
-            self.codes = cached_db_codes(mid, self.sr, self.cache("stft2048", ".npy") if self.cache else None)
-        if "level_dbfs" not in self.__dict__:
-            self.level_dbfs = rms_db(audio)
-        if "thinned" not in self.__dict__:
-            self.thinned = np.array(audio[:, ::THIN])
+        codes_file = self._file("stft2048", ".npy")
+        needs_codes = spectrogram and "codes" not in self.__dict__ and not (codes_file and os.path.exists(codes_file))
+        summary_file = self._file("summary", ".npz")
+        if "summary" not in self.__dict__ and (needs_codes or not (summary_file and os.path.exists(summary_file))):
+            _, mid = self._scan()
+            if needs_codes:
+                self.codes = cached_db_codes(mid, self.sr, codes_file)
+        self.envelopes
+        if spectrogram:
+            self.codes
         release_pages(self.audio)
         return self
 
