@@ -100,12 +100,10 @@ def main(repeat: int = 3) -> int:
     warm = median_time(warm_open, repeat=max(repeat, 5))
 
     def librosa_loop():
-        import librosa
-
         for track in tracks:
             librosa.load(str(track.path), sr=None, mono=False)
 
-    import librosa  # noqa: F401 - import cost is not part of the baseline
+    import librosa  # imported before timing: its import cost is not part of the baseline
 
     warm_baseline = median_time(librosa_loop, repeat=repeat)
     results.append(verdict("warm open", warm, warm_baseline, "librosa.load loop", target=30))

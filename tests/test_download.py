@@ -9,7 +9,7 @@ import pytest
 
 import stemlab.download as download_module
 from stemlab.download import download, download_all
-from stemlab.errors import DownloadError, UsageError
+from stemlab.errors import DownloadError, NetworkError, UsageError
 from stemlab.http import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0)
@@ -57,7 +57,7 @@ def test_a_short_body_is_never_given_the_final_name(tmp_path):
     def short(request):
         return httpx.Response(200, headers={"Content-Length": str(len(DATA))}, stream=httpx.ByteStream(DATA[:100]))
 
-    with pytest.raises(Exception):
+    with pytest.raises(NetworkError, match="download of a.mp3"):
         download(client_for(short), "https://cdn.example/a.mp3", tmp_path / "a.mp3", policy=FAST)
     assert list(tmp_path.iterdir()) == []
 

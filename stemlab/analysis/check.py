@@ -21,7 +21,7 @@ residual is at most ``residual_tolerance_db``.
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -30,13 +30,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import UsageError
 from ..taxonomy import common_groups, stems_in_group
-from .metrics import SILENCE_DB, evaluate, is_silent, rms_db, si_sdr
+from .metrics import evaluate, is_silent, rms_db, si_sdr
 
 __all__ = ["group_audio", "TruthScorer", "against_truth", "compare", "Comparison", "METRICS"]
 

@@ -48,7 +48,6 @@ from typing import Mapping, Union
 
 import miniaudio
 import numpy as np
-import soundfile as sf
 
 from ..encode import mp3_bytes as encode_mp3
 from ..errors import ConfigError

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 

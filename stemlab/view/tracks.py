@@ -104,9 +104,9 @@ class Track:
             _, mid = self._scan()
             if needs_codes:
                 self.codes = cached_db_codes(mid, self.sr, codes_file)
-        self.envelopes
+        _ = self.envelopes  # built now, while the audio is in memory
         if spectrogram:
-            self.codes
+            _ = self.codes
         release_pages(self.audio)
         return self
 
