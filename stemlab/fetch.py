@@ -142,8 +142,8 @@ class _Job:
     def run(self) -> None:
         record = self.cache.read_job(self.key)
         self._refuse_to_repeat(record)
-        with new_client(timeout=httpx.Timeout(self.settings.http_timeout, connect=min(10.0, self.settings.http_timeout)),
-                        transport=self.transport) as http:
+        timeout = httpx.Timeout(self.settings.http_timeout, connect=min(10.0, self.settings.http_timeout))
+        with new_client(timeout=timeout, transport=self.transport) as http:
             client = self._client(http)
             if record is None:
                 record = self._submit(client)
