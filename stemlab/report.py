@@ -111,10 +111,13 @@ def _encode_players(sections: Sequence[Section]) -> dict[int, bytes]:
     tracks = [t for sec in sections if sec.player_html is None
               for t in [*([sec.stemset.source] if sec.stemset.source else []), *sec.stemset]
               if t.name == "source" or not _silent(t)]
-    missing = {sha256_of(t.path): t for t in tracks if not t.mp3_path.exists()}
-    encode_files([(t.path, t.mp3_path) for t in missing.values()])
-    by_content = {sha: t.mp3_bytes() for sha, t in missing.items()}
-    return {id(t): by_content[sha256_of(t.path)] if not t.mp3_path.exists() else t.mp3_bytes() for t in tracks}
+    content = {id(t): sha256_of(t.path) for t in tracks if not t.mp3_path.exists()}
+    first: dict[str, object] = {}  # one track per distinct file
+    for t in tracks:
+        if id(t) in content:
+            first.setdefault(content[id(t)], t)
+    encode_files([(t.path, t.mp3_path) for t in first.values()])
+    return {id(t): (first[content[id(t)]] if id(t) in content else t).mp3_bytes() for t in tracks}
 
 
 def render_report(title: str, *, sections: Sequence[Section], intro_html: str = "") -> str:

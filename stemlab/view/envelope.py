@@ -2,7 +2,7 @@
 
 Plotting every sample of a 3-minute stem takes seconds; an envelope of one min and one max per
 pixel column looks the same and takes milliseconds. A track's min/max over blocks of
-:data:`BLOCK` samples is computed once (and cached beside its decoded audio); any view of
+:data:`BLOCK` samples is computed once (tracks cache it beside their decoded audio); any view of
 ``columns`` columns over ``[t0, t1]`` then reduces blocks, or raw samples when zoomed in.
 
 >>> audio = np.sin(np.linspace(0, 200 * np.pi, 44100, dtype=np.float32))[None]
@@ -14,12 +14,7 @@ pixel column looks the same and takes milliseconds. A track's min/max over block
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
-
-from ..cache import save_npy
 
 __all__ = ["BLOCK", "Envelopes", "block_minmax", "mid_of", "scan"]
 
@@ -96,29 +91,15 @@ class Envelopes:
     audio : array ``(channels, samples)``
         Usually a memory-mapped decoded stem.
     sr : int
-    cache_file : path, optional
-        Where to keep the block pyramid (``.npy``); it is rebuilt when missing.
+    blocks : array, optional
+        Its block pyramid, as :func:`scan` returns it (computed when not given).
     """
 
-    def __init__(self, audio: np.ndarray, sr: int, *, cache_file: str | os.PathLike | None = None,
-                 blocks: np.ndarray | None = None):
+    def __init__(self, audio: np.ndarray, sr: int, *, blocks: np.ndarray | None = None):
         self.audio, self.sr = audio, int(sr)
         self.stereo = audio.shape[0] == 2
         self.samples = audio.shape[1]
-        self.blocks = self._pyramid(Path(cache_file) if cache_file else None, blocks)
-
-    def _pyramid(self, cache_file: Path | None, blocks: np.ndarray | None) -> np.ndarray:
-        """Left, right and mid block min/max for stereo (``(3, 2, blocks)``), the channel's for mono."""
-        if blocks is None and cache_file is not None:
-            try:
-                return np.load(cache_file, mmap_mode="r")
-            except (FileNotFoundError, ValueError, OSError):
-                pass
-        if blocks is None:
-            blocks = scan(self.audio)[0]
-        if cache_file is not None:
-            save_npy(cache_file, blocks)
-        return blocks
+        self.blocks = scan(audio)[0] if blocks is None else blocks
 
     def _channels(self, channels: str) -> list[int]:
         if not self.stereo:
