@@ -29,7 +29,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from stemlab.fetch import fetch  # noqa: E402
+from stemlab.fetching import fetch  # noqa: E402
 from stemlab.sandbox import Sandbox  # noqa: E402
 
 

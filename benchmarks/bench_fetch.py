@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import big_library, interleaved, median_time, verdict  # noqa: E402
 
 from stemlab.config import Settings  # noqa: E402
-from stemlab.fetch import fetch  # noqa: E402
+from stemlab.fetching import fetch  # noqa: E402
 
 THROTTLE = 2_000_000  # bytes per second per connection
 

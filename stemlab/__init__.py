@@ -6,19 +6,22 @@
 (2, 7938000)
 >>> stemlab.check(s)                                              # doctest: +SKIP
 
-Submodules and heavy dependencies (librosa, matplotlib, widgets) load on first use.
+Submodules and heavy dependencies (librosa, matplotlib, widgets) load on first use. No submodule
+of stemlab has the name of a public function, so importing a submodule never replaces one.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from . import errors as _errors
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded lazily, so `import stemlab` stays fast)
 _EXPORTS = {
-    "fetch": "stemlab.fetch",
-    "open_set": "stemlab.fetch",
+    "fetch": "stemlab.fetching",
+    "open_set": "stemlab.fetching",
     "StemSet": "stemlab.stemset",
     "Stem": "stemlab.stemset",
     "load_audio": "stemlab.audio",
@@ -26,7 +29,6 @@ _EXPORTS = {
     "CheckReport": "stemlab.analysis.check",
     "Settings": "stemlab.config",
     "Cache": "stemlab.cache",
-    "verify_webhook_signature": "stemlab.providers.apiframe",
     "explore": "stemlab.view.explorer",
     "Explorer": "stemlab.view.explorer",
     "plot_waveform": "stemlab.view.plots",
@@ -37,6 +39,12 @@ _EXPORTS = {
     "listen": "stemlab.view.listen",
     "compare": "stemlab.analysis.compare",
     "Comparison": "stemlab.analysis.compare",
+    "si_sdr": "stemlab.analysis.metrics",
+    "sdr": "stemlab.analysis.metrics",
+    "sdr_improvement": "stemlab.analysis.metrics",
+    "bss_eval": "stemlab.analysis.metrics",
+    "evaluate": "stemlab.analysis.metrics",
+    **{name: "stemlab.errors" for name in _errors.__all__},
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

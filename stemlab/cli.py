@@ -84,7 +84,7 @@ def _print_json(obj) -> None:
 
 
 def _cmd_fetch(args) -> int:
-    from .fetch import fetch
+    from .fetching import fetch
 
     kwargs = dict(force=args.force, progress=_progress(args), cache_dir=args.cache_dir)
     if args.provider == "cqtai":
@@ -106,7 +106,7 @@ def _cmd_fetch(args) -> int:
 
 def _cmd_check(args) -> int:
     from .analysis.check import check
-    from .fetch import open_set
+    from .fetching import open_set
 
     report = check(open_set(args.set, cache_dir=args.cache_dir))
     if args.json:

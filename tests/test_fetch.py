@@ -9,7 +9,7 @@ import pytest
 from conftest import APIFRAME_KEY, CLIP_ID, CQTAI_KEY, SONG
 from stemlab.config import Settings
 from stemlab.errors import UsageError
-from stemlab.fetch import fetch, open_set
+from stemlab.fetching import fetch, open_set
 from stemlab.taxonomy import TWELVE_STEMS
 
 

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-import stemlab.fetch as fetch_module
+import stemlab.fetching as fetch_module
 from conftest import APIFRAME_KEY, CLIP_ID, SONG
 from stemlab.errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, DownloadError,
                             JobFailedError, JobTimeoutError, ProviderServerError, RateLimitError,
                             SubmitUncertainError)
-from stemlab.fetch import fetch
+from stemlab.fetching import fetch
 
 
 def _accepted(sandbox):

@@ -203,7 +203,7 @@ class Comparison:
 
 
 def _resolve(x, cache_dir=None):
-    from ..fetch import open_set
+    from ..fetching import open_set
     from ..stemset import StemSet
 
     if isinstance(x, StemSet):

@@ -23,7 +23,7 @@ LOCAL_METHODS = ("hpss", "repet-sim", "center", "nmf", "oracle")
 
 def _fetched(sb, settings):
     """``label -> (description, fetch call)`` for the three provider splits of the demo song."""
-    from ..fetch import fetch
+    from ..fetching import fetch
     from . import DEMO_CLIP_ID
 
     song = sb.song(DEMO_CLIP_ID)
