@@ -55,11 +55,11 @@ def main(repeat: int = 3) -> int:
         runs = iter(range(1000))
 
         def cold_fetch():
-            fetch("cqtai", clip_id="big", settings=settings._with({"cache_dir": work / f"cold-{next(runs)}"}),
+            fetch("cqtai", clip_id="big", settings=settings.replace(cache_dir=work / f"cold-{next(runs)}"),
                   progress=False)
 
         cold = median_time(cold_fetch, repeat=repeat)
-        stemset = fetch("cqtai", clip_id="big", settings=settings._with({"cache_dir": work / "warm"}), progress=False)
+        stemset = fetch("cqtai", clip_id="big", settings=settings.replace(cache_dir=work / "warm"), progress=False)
         urls = [entry["url"] for entry in stemset.manifest["stems"]] + [stemset.manifest["source"]["url"]]
         total_mb = sum(e["size"] for e in stemset.manifest["stems"]) / 1e6 + stemset.manifest["source"]["size"] / 1e6
 
@@ -90,7 +90,7 @@ def main(repeat: int = 3) -> int:
                                           setup=lambda: shutil.rmtree(derived, ignore_errors=True))
     results.append(verdict("cold decode", decode, decode_baseline, "soundfile loop", target=1.6))
 
-    warm_settings = settings._with({"cache_dir": work / "warm"})
+    warm_settings = settings.replace(cache_dir=work / "warm")
 
     def warm_open():
         s = fetch("cqtai", clip_id="big", settings=warm_settings, progress=False)

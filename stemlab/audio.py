@@ -20,7 +20,6 @@ pitfalls shape this module (both measured here):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import DecodeError, UsageError
+from .files import atomic_file, read_derived
 
 __all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "Scratch", "release_pages", "MP3_FRAME"]
 
@@ -173,29 +173,23 @@ def decode_cached(path: str | os.PathLike, cache_file: str | os.PathLike, *, sr:
     under its final name only once complete. Pass a :class:`Scratch` when decoding many files.
     """
     cache_file = Path(cache_file)
-    try:
-        return np.load(cache_file, mmap_mode="r")
-    except FileNotFoundError:
-        pass
-    except (ValueError, OSError):
-        cache_file.unlink(missing_ok=True)  # a damaged derived file: rebuild it
+    cached = read_derived(cache_file, _mapped)
+    if cached is not None:
+        return cached
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no audio file at {path}")
     info = probe(path)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.stem}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if (sr is None or sr == info.sr) and not (mono and info.channels > 1):
-                _write_npy(path, info, f, scratch.get(info.frames * info.channels) if scratch else None)
-            else:
-                np.save(f, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
-        os.replace(tmp, cache_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return np.load(cache_file, mmap_mode="r")
+    with atomic_file(cache_file, durable=False) as f:
+        if (sr is None or sr == info.sr) and not (mono and info.channels > 1):
+            _write_npy(path, info, f, scratch.get(info.frames * info.channels) if scratch else None)
+        else:
+            np.save(f, _convert(_decode_native(path, info), info.sr, sr=sr, mono=mono))
+    return _mapped(cache_file)
+
+
+def _mapped(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
 
 
 class Scratch:

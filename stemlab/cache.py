@@ -1,4 +1,4 @@
-"""The cache: one folder per stem set, atomic writes, a lock per set.
+"""The cache: one folder per stem set, atomic writes, a lock per set, and housekeeping.
 
 Layout under the cache root (``STEMLAB_CACHE_DIR``, default the platform's user cache dir)::
 
@@ -7,34 +7,98 @@ Layout under the cache root (``STEMLAB_CACHE_DIR``, default the platform's user 
     sets/<key>/source.mp3      the source track, byte-identical to what was served
     sets/<key>/stems/<name>.mp3
     sets/<key>/derived/        decoded arrays and other data that can always be rebuilt
+    folders/<digest>/          derived data of stem folders outside the cache (MUSDB18, Demucs...)
+    sandbox-library/           the demo song as the sandbox serves it (rebuilt on demand)
+    reports/                   reports written by ``stemlab demo``
     locks/<key>.lock
+
+Housekeeping, also as ``stemlab cache ls|du|clean|verify``: :meth:`Cache.ls`, :meth:`Cache.du`,
+:meth:`Cache.clean` and :meth:`Cache.verify`.
 
 >>> import tempfile
 >>> cache = Cache(tempfile.mkdtemp())
 >>> cache.set_dir("cqtai-12-abc").name
 'cqtai-12-abc'
->>> cache.read_manifest("cqtai-12-abc") is None
-True
+>>> cache.read_manifest("cqtai-12-abc") is None, cache.ls()
+(True, [])
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterable, Iterator
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from .config import Settings
 from .errors import CacheError, UsageError
+from .files import atomic_write_json, sha256_of
 
-__all__ = ["Cache", "atomic_write_bytes", "atomic_write_json", "save_npy", "save_npz", "safe_component"]
+__all__ = ["Cache", "SetEntry", "Usage", "Damage", "safe_component", "RUNNING_STATES"]
 
 MANIFEST = "manifest.json"
 JOB = "job.json"
+DERIVED_ROOTS = ("folders", "sandbox-library")  # rebuildable data outside the sets
+
+#: job states whose record must not be dropped: the job may be running, or may exist and be paid
+RUNNING_STATES = ("submitting", "submitted", "uncertain")
+
+
+@dataclass(frozen=True)
+class SetEntry:
+    """One set in the cache, as ``stemlab cache ls`` lists it."""
+
+    key: str
+    provider: str | None
+    job_id: str | None
+    state: str            # "complete", or the job record's state: submitting, submitted, uncertain, failed
+    stems: int
+    set_dir: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Disk use of one set (or of rebuildable data outside the sets), in bytes."""
+
+    key: str
+    audio: int      # the files as served (or, for local sets, as stored): what a re-fetch would cost
+    derived: int    # rebuildable: decoded arrays, envelopes, spectrograms, encoded players
+    other: int      # records: manifest, job record
+
+    @property
+    def total(self) -> int:
+        return self.audio + self.derived + self.other
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A file that does not match its manifest."""
+
+    key: str
+    path: str
+    problem: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
 
 
 def safe_component(text: str) -> str:
@@ -49,52 +113,6 @@ def safe_component(text: str) -> str:
     return cleaned
 
 
-def _atomic(path: str | os.PathLike, write, *, durable: bool) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
-
-    ``durable`` also fsyncs before the rename: wanted for records (a job id must survive a
-    crash), not for derived data that can always be rebuilt.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
-    return _atomic(path, lambda f: f.write(data), durable=durable)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """:func:`atomic_write_bytes` of ``obj`` as indented UTF-8 JSON."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def save_npy(path: str | os.PathLike, array) -> Path:
-    """Save ``array`` as ``.npy`` atomically (derived data: no fsync)."""
-    import numpy as np
-
-    return _atomic(path, lambda f: np.save(f, array), durable=False)
-
-
-def save_npz(path: str | os.PathLike, **arrays) -> Path:
-    """Save several arrays as ``.npz`` atomically (derived data: no fsync)."""
-    import numpy as np
-
-    return _atomic(path, lambda f: np.savez(f, **arrays), durable=False)
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -105,16 +123,31 @@ def _read_json(path: Path) -> dict | None:
 
 
 class Cache:
-    """A cache root folder. Cheap to create; creates folders only when writing."""
+    """A cache root folder. Cheap to create; creates folders only when writing.
+
+    ``Cache(path)`` is that folder; :meth:`Cache.open` is the one from the settings.
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser()
+
+    @classmethod
+    def open(cls, *, cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> "Cache":
+        """The cache an entry point uses: ``cache_dir``, else ``settings``, else ``STEMLAB_CACHE_DIR``
+        (or ``.env``), else the platform's user cache folder."""
+        return cls(Settings.of(settings, cache_dir=cache_dir).cache_dir)
 
     def __repr__(self) -> str:
         return f"Cache({str(self.root)!r})"
 
     def set_dir(self, key: str) -> Path:
         return self.root / "sets" / safe_component(key)
+
+    def derived_dir_for(self, paths) -> Path:
+        """Where the derived data of files outside the cache goes (a folder of stems, explicit
+        files): ``folders/<digest of their resolved paths>``. Never beside the files themselves."""
+        digest = hashlib.sha256("|".join(str(Path(p).resolve()) for p in paths).encode()).hexdigest()[:16]
+        return self.root / "folders" / digest
 
     def lock(self, key: str, *, timeout: float = -1) -> FileLock:
         """An inter-process lock for one set (blocks by default; ``timeout`` in seconds)."""
@@ -137,6 +170,14 @@ class Cache:
     def clear(self, key: str) -> None:
         """Remove a set's folder entirely (used before ``force=True`` submits anew)."""
         shutil.rmtree(self.set_dir(key), ignore_errors=True)
+
+    def state(self, key: str) -> str:
+        """``"complete"`` when the manifest exists, else the job record's state (``"incomplete"``
+        when there is neither)."""
+        if (self.set_dir(key) / MANIFEST).exists():
+            return "complete"
+        record = self.read_job(key) or {}
+        return str(record.get("state") or "incomplete")
 
     def keys(self) -> Iterator[str]:
         sets = self.root / "sets"
@@ -174,3 +215,116 @@ class Cache:
             raise UsageError(f"the set for {ref!r} is not complete yet; fetch it again to finish it")
         raise UsageError(f"no set {ref!r} in {self.root}: pass a job id, clip id, parent job id or a set "
                          f"folder (see `stemlab ls`)")
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    def resolve_keys(self, refs: Iterable[str]) -> list[str]:
+        """The keys of the sets ``refs`` name (a key, a job id, a clip id or parent job id), complete
+        or not. A name that matches nothing is a :class:`UsageError`."""
+        keys = []
+        for ref in refs:
+            found = [key for key in self.keys() if ref == key or ref in self._ids(key)]
+            if not found:
+                raise UsageError(f"no set {ref!r} in {self.root} (see `stemlab cache ls`)")
+            keys += [key for key in found if key not in keys]
+        return keys
+
+    def _ids(self, key: str) -> set[str]:
+        record = self.read_manifest(key) or self.read_job(key) or {}
+        request = record.get("request") or {}
+        return {str(record.get("job_id")), *(str(v) for v in request.values() if isinstance(v, str))}
+
+    def ls(self) -> list[SetEntry]:
+        """Every set in the cache, complete or not, sorted by key."""
+        entries = []
+        for key in self.keys():
+            manifest = self.read_manifest(key)
+            record = manifest or self.read_job(key) or {}
+            entries.append(SetEntry(key=key, provider=record.get("provider"), job_id=record.get("job_id"),
+                                    state=self.state(key), stems=len((manifest or {}).get("stems", [])),
+                                    set_dir=str(self.set_dir(key))))
+        return entries
+
+    def du(self) -> list[Usage]:
+        """Disk use per set (audio as served, derived data, records), then rebuildable data outside
+        the sets (``folders``, ``sandbox-library``) and ``reports``."""
+        rows = []
+        for key in self.keys():
+            folder = self.set_dir(key)
+            derived = _size(folder / "derived")
+            records = sum(_size(folder / name) for name in (MANIFEST, JOB))
+            rows.append(Usage(key, audio=_size(folder) - derived - records, derived=derived, other=records))
+        for name in DERIVED_ROOTS:
+            if (self.root / name).exists():
+                rows.append(Usage(f"({name})", audio=0, derived=_size(self.root / name), other=0))
+        if (self.root / "reports").exists():
+            rows.append(Usage("(reports)", audio=0, derived=0, other=_size(self.root / "reports")))
+        return rows
+
+    def clean(self, refs: Iterable[str] = (), *, derived: bool = False, force: bool = False) -> list[Path]:
+        """Free space. Returns the folders removed.
+
+        ``derived=True`` drops rebuildable data only: the ``derived/`` folder of the sets ``refs``
+        name, or, with no ``refs``, of every set plus ``folders`` and ``sandbox-library``.
+        Otherwise the sets ``refs`` name are removed whole; a set whose job may still be running
+        or may have been charged (:data:`RUNNING_STATES`) is refused unless ``force``, because
+        forgetting its job id can mean paying for it again.
+        """
+        refs = list(refs)
+        keys = self.resolve_keys(refs) if refs else list(self.keys())
+        if not derived and not refs:
+            raise UsageError("name the sets to remove (see `stemlab cache ls`), or pass --derived to drop "
+                             "rebuildable data only")
+        for key in [] if derived or force else keys:  # refuse before removing anything
+            if self.state(key) in RUNNING_STATES:
+                self._refuse(key)
+        removed = []
+        for key in keys:
+            target = self.set_dir(key) / "derived" if derived else self.set_dir(key)
+            try:
+                with self.lock(key, timeout=0):
+                    state = self.state(key)
+                    if not derived and state in RUNNING_STATES and not force:
+                        self._refuse(key)
+                    if target.exists():
+                        shutil.rmtree(target, ignore_errors=True)
+                        removed.append(target)
+            except Timeout:
+                raise UsageError(f"refusing to touch {key}: a fetch of it is running now; try again when it is done"
+                                 ) from None
+        if derived and not refs:
+            for name in DERIVED_ROOTS:
+                if (self.root / name).exists():
+                    shutil.rmtree(self.root / name, ignore_errors=True)
+                    removed.append(self.root / name)
+        return removed
+
+    def _refuse(self, key: str) -> None:
+        raise UsageError(f"refusing to remove {key}: its job is {self.state(key)}, and forgetting its id can mean "
+                         f"paying for it again; fetch it to finish it, or pass --force")
+
+    def verify(self, refs: Iterable[str] = ()) -> list[Damage]:
+        """Check every file of the complete sets ``refs`` name (default: all) against the size and
+        sha256 in its manifest. Returns what does not match (nothing when all is well)."""
+        refs = list(refs)
+        damage = []
+        for key in (self.resolve_keys(refs) if refs else list(self.keys())):
+            manifest = self.read_manifest(key)
+            if manifest is None:
+                if refs:
+                    damage.append(Damage(key, "", f"not complete ({self.state(key)}): nothing to verify"))
+                continue
+            folder = self.set_dir(key)
+            for entry in [manifest.get("source") or {}, *manifest.get("stems", [])]:
+                if not entry.get("path"):
+                    continue
+                path = folder / entry["path"]
+                if not path.is_file():
+                    damage.append(Damage(key, entry["path"], "missing"))
+                elif entry.get("size") is not None and path.stat().st_size != entry["size"]:
+                    damage.append(Damage(key, entry["path"], f"{path.stat().st_size:,} bytes, the manifest says "
+                                                             f"{entry['size']:,}"))
+                elif not entry.get("sha256"):
+                    damage.append(Damage(key, entry["path"], "no sha256 in the manifest: cannot verify"))
+                elif sha256_of(path) != entry["sha256"]:
+                    damage.append(Damage(key, entry["path"], "sha256 differs from the manifest"))
+        return damage

@@ -14,7 +14,9 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from .config import Settings, redact
 from .errors import StemlabError
+from .providers import REGISTRY
 
 __all__ = ["main"]
 
@@ -29,30 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stemlab {__version__}")
     parser.add_argument("--cache-dir", help="cache folder (default: $STEMLAB_CACHE_DIR or the user cache dir)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    # --cache-dir is accepted after the command too (stemlab check SET --cache-dir DIR)
+    common = _Parser(add_help=False)
+    common.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     fetch = commands.add_parser("fetch", help="fetch a provider's stems of a track (cached)")
     providers = fetch.add_subparsers(dest="provider", required=True, parser_class=_Parser, metavar="PROVIDER")
-    cqtai = providers.add_parser("cqtai", help="CQTAI gen_stem_all (12 stems) or gen_stem_two (2 stems)")
-    cqtai.add_argument("clip_id", metavar="CLIP_ID", help="the Suno clip id to split")
-    cqtai.add_argument("--two", action="store_true", help="2 stems (gen_stem_two) instead of 12")
-    apiframe = providers.add_parser("apiframe", help="Apiframe Suno 'stems' action (vocals, instrumental)")
-    apiframe.add_argument("parent_job_id", metavar="PARENT_JOB_ID", help="the Apiframe Suno job to split")
-    which = apiframe.add_mutually_exclusive_group(required=True)
-    which.add_argument("--index", type=int, choices=(1, 2), help="which of the parent's tracks (1 or 2)")
-    which.add_argument("--track-id", help="the id of the parent's track to split")
-    apiframe.add_argument("--webhook-url", help="https URL Apiframe will POST job events to")
-    apiframe.add_argument("--webhook-event", action="append", choices=("progress", "completed", "failed"),
-                          dest="webhook_events", help="an event to send to the webhook (repeatable)")
-    for sub in (cqtai, apiframe):
+    for name, kind in REGISTRY.items():
+        sub = providers.add_parser(name, help=kind.title, parents=[common])
+        kind.add_arguments(sub)
         sub.add_argument("--force", action="store_true", help="submit a new job even if one is cached (costs credits)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    check = commands.add_parser("check", help="do a set's stems recombine to its source?")
+    check = commands.add_parser("check", parents=[common], help="do a set's stems recombine to its source?")
     check.add_argument("set", metavar="SET", help="job id, clip id / parent job id, or a set folder")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
-    compare = commands.add_parser("compare", help="compare stem sets, with or without the true stems")
+    compare = commands.add_parser("compare", parents=[common], help="compare stem sets, with or without the true stems")
     compare.add_argument("sets", nargs="+", metavar="SET", help="job id, clip id / parent job id, or a folder of "
                                                                   "<stem>.wav/.flac/.mp3 files")
     compare.add_argument("--reference", metavar="SET", help="the true stems (adds SI-SDR, SDR, SIR, SAR)")
@@ -61,14 +57,27 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--csv", action="store_true", help="print the tidy table as CSV")
 
-    ls = commands.add_parser("ls", help="list the cached stem sets")
+    cache = commands.add_parser("cache", help="see and free the cache: ls, du, clean, verify")
+    actions = cache.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    listing = actions.add_parser("ls", parents=[common], help="list the cached stem sets")
+    usage = actions.add_parser("du", parents=[common], help="disk use per set: audio as served, derived data")
+    clean = actions.add_parser("clean", parents=[common], help="remove sets, or only their rebuildable data")
+    clean.add_argument("sets", nargs="*", metavar="SET", help="set names, job ids, clip ids or parent job ids")
+    clean.add_argument("--derived", action="store_true", help="drop rebuildable data only (all of it without SET)")
+    clean.add_argument("--force", action="store_true",
+                       help="also remove sets whose job is running or uncertain (may cost credits later)")
+    verify = actions.add_parser("verify", parents=[common], help="check every file against its manifest's sha256")
+    verify.add_argument("sets", nargs="*", metavar="SET", help="sets to check (default: all)")
+    for sub in (listing, usage, clean, verify):
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    ls = commands.add_parser("ls", parents=[common], help="list the cached stem sets (same as 'cache ls')")
     ls.add_argument("--json", action="store_true", help="print a JSON list")
 
-    sandbox = commands.add_parser("sandbox", help="serve both providers' APIs on 127.0.0.1 (no key, no network)")
+    sandbox = commands.add_parser("sandbox", parents=[common], help="serve both providers' APIs on 127.0.0.1 (no key, no network)")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--library", help="a sandbox library folder (default: the built-in demo library)")
 
-    demo = commands.add_parser("demo", help="the whole pipeline on the built-in demo, offline, no key")
+    demo = commands.add_parser("demo", parents=[common], help="the whole pipeline on the built-in demo, offline, no key")
     demo.add_argument("--open", action="store_true", help="open the report in a browser, where one exists")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -83,15 +92,11 @@ def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
-def _cmd_fetch(args) -> int:
+def _cmd_fetch(args, settings) -> int:
     from .fetching import fetch
 
-    kwargs = dict(force=args.force, progress=_progress(args), cache_dir=args.cache_dir)
-    if args.provider == "cqtai":
-        s = fetch("cqtai", clip_id=args.clip_id, two=args.two, **kwargs)
-    else:
-        s = fetch("apiframe", parent_job_id=args.parent_job_id, index=args.index, track_id=args.track_id,
-                  webhook_url=args.webhook_url, webhook_events=args.webhook_events, **kwargs)
+    s = fetch(args.provider, force=args.force, progress=_progress(args), settings=settings,
+              **REGISTRY[args.provider].arguments(args))
     if args.json:
         _print_json(s.to_dict())
         return 0
@@ -104,11 +109,10 @@ def _cmd_fetch(args) -> int:
     return 0
 
 
-def _cmd_check(args) -> int:
+def _cmd_check(args, settings) -> int:
     from .analysis.check import check
-    from .fetching import open_set
 
-    report = check(open_set(args.set, cache_dir=args.cache_dir))
+    report = check(args.set, settings=settings)
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -128,10 +132,10 @@ def format_check(report) -> str:
     return "\n".join(lines)
 
 
-def _cmd_compare(args) -> int:
+def _cmd_compare(args, settings) -> int:
     from .analysis.compare import compare
 
-    result = compare(*args.sets, reference=args.reference, bss=not args.no_bss, cache_dir=args.cache_dir)
+    result = compare(*args.sets, reference=args.reference, bss=not args.no_bss, settings=settings)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     elif args.csv:
@@ -153,51 +157,100 @@ def _pandas_display():
     return pd.option_context("display.width", 200, "display.max_columns", 50)
 
 
-def _cmd_ls(args) -> int:
+def _cmd_cache(args, settings) -> int:
     from .cache import Cache
-    from .config import Settings
 
-    cache = Cache(Settings.resolve(cache_dir=args.cache_dir).cache_dir)
-    entries = []
-    for key in cache.keys():
-        manifest = cache.read_manifest(key)
-        record = manifest or cache.read_job(key) or {}
-        state = "complete" if manifest else (record.get("state") or "unknown")
-        entries.append({"key": key, "provider": record.get("provider"), "job_id": record.get("job_id"),
-                        "state": state, "stems": len((manifest or {}).get("stems", [])),
-                        "set_dir": str(cache.set_dir(key))})
+    cache = Cache(settings.cache_dir)
+    if args.action == "ls":
+        entries = cache.ls()
+        if args.json:
+            _print_json([e.to_dict() for e in entries])
+        elif not entries:
+            print(f"no stem sets in {cache.root}")
+        for e in [] if args.json else entries:
+            print(f"{e.key:<52} {e.provider or '':<9} {e.state:<10} {e.stems:>3} stems  job {e.job_id}")
+        return 0
+    if args.action == "du":
+        rows = cache.du()
+        if args.json:
+            _print_json([r.to_dict() for r in rows])
+            return 0
+        print(f"{'set':<52} {'audio':>9} {'derived':>9} {'total':>9}")
+        for r in rows:
+            print(f"{r.key:<52} {_mb(r.audio):>9} {_mb(r.derived):>9} {_mb(r.total):>9}")
+        print(f"{'all, in ' + str(cache.root):<52} {_mb(sum(r.audio for r in rows)):>9} "
+              f"{_mb(sum(r.derived for r in rows)):>9} {_mb(sum(r.total for r in rows)):>9}")
+        return 0
+    if args.action == "clean":
+        removed = cache.clean(args.sets, derived=args.derived, force=args.force)
+        if args.json:
+            _print_json([str(path) for path in removed])
+        else:
+            print(f"removed {len(removed)} folder(s)" + "".join(f"\n  {path}" for path in removed))
+        return 0
+    damage = cache.verify(args.sets)
     if args.json:
-        _print_json(entries)
-    elif not entries:
-        print(f"no stem sets in {cache.root}")
+        _print_json([d.to_dict() for d in damage])
     else:
-        for e in entries:
-            print(f"{e['key']:<52} {e['provider'] or '':<9} {e['state']:<10} {e['stems']:>3} stems  job {e['job_id']}")
+        print("every file matches its manifest" if not damage else
+              "\n".join(f"{d.key}: {d.path}: {d.problem}" for d in damage))
+    return 1 if damage else 0
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _cmd_ls(args, settings) -> int:
+    args.action = "ls"
+    return _cmd_cache(args, settings)
+
+
+def _cmd_sandbox(args, settings) -> int:
+    from .config import env_name
+    from .demo.library import demo_library
+    from .sandbox.server import SANDBOX_KEYS, serve
+
+    root = args.library or demo_library(settings=settings)
+
+    def announce(sb) -> None:
+        print(f"stemlab sandbox on {sb.url} (Ctrl-C to stop), serving {root}")
+        print("Use it from a shell or a notebook with:")
+        settings = sb.settings(poll_interval=0.2)
+        for kind in REGISTRY.values():
+            for setting in kind.settings_names():
+                value = settings.option(setting)
+                print(f"  export {env_name(setting)}={value.reveal() if setting == kind.key_setting else value}")
+        print(f"  export {env_name('poll_interval')}={settings.poll_interval:g}")
+        for song_id, song in sb.library.items():
+            tracks = ", ".join(t.id for t in song.tracks)
+            print(f"song {song_id}: clip id {song.clip_id} | apiframe parent job {song.parent_job_id} (tracks {tracks})")
+        sys.stdout.flush()
+
+    serve(root, port=args.port, on_ready=announce, cqtai_key=SANDBOX_KEYS["cqtai"],
+          apiframe_key=SANDBOX_KEYS["apiframe"])
     return 0
 
 
-def _cmd_sandbox(args) -> int:
-    from .sandbox.cli import run_sandbox
-
-    return run_sandbox(port=args.port, library=args.library, cache_dir=args.cache_dir)
-
-
-def _cmd_demo(args) -> int:
+def _cmd_demo(args, settings) -> int:
     from .demo.run import run_demo
 
-    return run_demo(cache_dir=args.cache_dir, open_report=args.open, progress=_progress(args))
+    return run_demo(settings=settings, open_report=args.open, progress=_progress(args))
 
 
-COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "ls": _cmd_ls, "sandbox": _cmd_sandbox,
-            "demo": _cmd_demo}
+COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "cache": _cmd_cache, "ls": _cmd_ls,
+            "sandbox": _cmd_sandbox, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    secrets: list[str] = []
     try:
-        return COMMANDS[args.command](args)
+        settings = Settings.of(cache_dir=args.cache_dir)  # the one resolution of this run
+        secrets = settings.secrets()
+        return COMMANDS[args.command](args, settings)
     except StemlabError as exc:
-        print(f"stemlab: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"stemlab: error: {_one_line(exc, secrets)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("stemlab: interrupted; run the same command again to resume (a submitted job is not paid twice)",
@@ -206,19 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
         if os.environ.get("STEMLAB_DEBUG"):
             raise
-        print(f"stemlab: error: unexpected {type(exc).__name__}: {_one_line(exc)} (STEMLAB_DEBUG=1 shows the "
-              f"traceback)", file=sys.stderr)
+        print(f"stemlab: error: unexpected {type(exc).__name__}: {_one_line(exc, secrets)} (STEMLAB_DEBUG=1 shows "
+              f"the traceback)", file=sys.stderr)
         return 3
 
 
-def _one_line(exc: BaseException) -> str:
-    from .config import Settings, redact
-
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    try:
-        return redact(text, Settings.resolve().secrets())
-    except StemlabError:
-        return text
+def _one_line(exc: BaseException, secrets: list[str]) -> str:
+    return redact(" ".join(str(exc).split()) or type(exc).__name__, secrets)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,22 @@
 """Settings: arguments first, then the environment, then a ``.env`` file, then defaults.
 
->>> s = Settings.resolve(cqtai_api_key="sk-123", poll_interval=0.5)
+>>> s = Settings.resolve(cqtai_api_key="sk-123", poll_interval=0.5, environ={}, dotenv=None)
 >>> s.poll_interval
 0.5
 >>> s.cqtai_api_key
 Secret('********')
+
+Settings are resolved once, at the entry point a user calls (:meth:`Settings.of`), and passed
+down; nothing below an entry point reads the environment. Two kinds of setting exist:
+
+* general ones, fields of :class:`Settings`: ``cache_dir``, ``poll_interval``, ``job_timeout``,
+  ``retry_delay``, ``http_timeout``;
+* provider options, declared by each provider (:mod:`stemlab.providers`): base URLs named
+  ``<x>_url`` and API keys named ``<x>_api_key``. Their defaults belong to the provider.
+
+Every setting has one environment variable, by one rule (:func:`env_name`): ``cqtai_api_key`` is
+``CQTAI_API_KEY``, any other ``name`` is ``STEMLAB_<NAME>`` (``cqtai_url`` is
+``STEMLAB_CQTAI_URL``, ``cache_dir`` is ``STEMLAB_CACHE_DIR``).
 
 API keys are held in :class:`Secret`, whose ``str`` and ``repr`` never show the value; only the
 HTTP layer calls :meth:`Secret.reveal`.
@@ -20,31 +32,31 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Secret", "Settings", "redact", "read_dotenv"]
+__all__ = ["Secret", "Settings", "redact", "read_dotenv", "env_name", "is_option"]
 
-DEFAULTS = {
-    "cqtai_url": "https://api.cqtai.com",
-    "apiframe_url": "https://api.apiframe.ai",
-    "suno_cdn_url": "https://cdn1.suno.ai",
-    "poll_interval": 5.0,
-    "job_timeout": 1800.0,
-    "retry_delay": 0.5,
-    "http_timeout": 30.0,
-}
+SECONDS = ("poll_interval", "job_timeout", "retry_delay", "http_timeout")
 
-# field name -> environment variable
-ENV_NAMES = {
-    "cqtai_url": "STEMLAB_CQTAI_URL",
-    "apiframe_url": "STEMLAB_APIFRAME_URL",
-    "suno_cdn_url": "STEMLAB_SUNO_CDN_URL",
-    "cqtai_api_key": "CQTAI_API_KEY",
-    "apiframe_api_key": "APIFRAME_API_KEY",
-    "cache_dir": "STEMLAB_CACHE_DIR",
-    "poll_interval": "STEMLAB_POLL_INTERVAL",
-    "job_timeout": "STEMLAB_JOB_TIMEOUT",
-    "retry_delay": "STEMLAB_RETRY_DELAY",
-    "http_timeout": "STEMLAB_HTTP_TIMEOUT",
-}
+
+def env_name(setting: str) -> str:
+    """The environment variable of a setting.
+
+    >>> env_name("cqtai_api_key"), env_name("suno_cdn_url"), env_name("poll_interval")
+    ('CQTAI_API_KEY', 'STEMLAB_SUNO_CDN_URL', 'STEMLAB_POLL_INTERVAL')
+    """
+    return setting.upper() if setting.endswith("_api_key") else f"STEMLAB_{setting.upper()}"
+
+
+def is_option(name: str) -> bool:
+    """Whether ``name`` is spelled like a provider option: ``<x>_url`` or ``<x>_api_key``."""
+    return bool(re.fullmatch(r"[a-z][a-z0-9_]*_(url|api_key)", name))
+
+
+def _option_of(variable: str) -> str | None:
+    """The provider option an environment variable sets (the inverse of :func:`env_name`), or None."""
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*_API_KEY", variable):
+        return variable.lower()
+    match = re.fullmatch(r"STEMLAB_([A-Z0-9_]+_URL)", variable)
+    return match.group(1).lower() if match else None
 
 
 class Secret:
@@ -119,19 +131,18 @@ class Settings:
 
     ``poll_interval`` is the pause between polls of a job, ``job_timeout`` the longest a fetch
     waits for a job, ``retry_delay`` the first pause before a retry (it doubles each time),
-    ``http_timeout`` the longest wait for any one HTTP answer; all in seconds.
+    ``http_timeout`` the longest wait for any one HTTP answer; all in seconds. ``options`` holds
+    the provider options that were given or found (URLs as text, keys as :class:`Secret`); read
+    them with :meth:`option` and :meth:`key`, or as attributes (``settings.cqtai_url``, None
+    when not set).
     """
 
-    cqtai_url: str = DEFAULTS["cqtai_url"]
-    apiframe_url: str = DEFAULTS["apiframe_url"]
-    suno_cdn_url: str = DEFAULTS["suno_cdn_url"]
-    cqtai_api_key: Secret | None = field(default=None, repr=False)
-    apiframe_api_key: Secret | None = field(default=None, repr=False)
     cache_dir: Path = field(default_factory=_default_cache_dir)
-    poll_interval: float = DEFAULTS["poll_interval"]
-    job_timeout: float = DEFAULTS["job_timeout"]
-    retry_delay: float = DEFAULTS["retry_delay"]
-    http_timeout: float = DEFAULTS["http_timeout"]
+    poll_interval: float = 5.0
+    job_timeout: float = 1800.0
+    retry_delay: float = 0.5
+    http_timeout: float = 30.0
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def resolve(cls, *, environ: Mapping[str, str] | None = None, dotenv: str | os.PathLike | None = ".env",
@@ -141,54 +152,84 @@ class Settings:
         >>> Settings.resolve(environ={"STEMLAB_POLL_INTERVAL": "2"}, dotenv=None).poll_interval
         2.0
         """
-        known = {f.name for f in fields(cls)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         environ = os.environ if environ is None else environ
-        file_values = read_dotenv(dotenv) if dotenv else {}
+        found = {**(read_dotenv(dotenv) if dotenv else {}), **{k: v for k, v in environ.items() if v != ""}}
         values: dict[str, Any] = {}
-        for name in known:
-            given = overrides.get(name)
-            if given is None:
-                env_name = ENV_NAMES.get(name)
-                given = (environ.get(env_name) or file_values.get(env_name)) if env_name else None
-            if given is not None and given != "":
-                values[name] = given
-        return cls()._with(values)
+        for variable, value in found.items():
+            option = _option_of(variable)
+            if option is not None and value != "":
+                values[option] = value
+        for name in _GENERAL:
+            if found.get(env_name(name), "") != "":
+                values[name] = found[env_name(name)]
+        return cls().replace(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
 
-    def _with(self, values: Mapping[str, Any]) -> "Settings":
-        clean: dict[str, Any] = {}
-        for name, value in values.items():
-            if name.endswith("_api_key"):
-                clean[name] = value if isinstance(value, Secret) else Secret(str(value).strip())
-            elif name.endswith("_url"):
-                clean[name] = str(value).rstrip("/")
+    @classmethod
+    def of(cls, settings: "Settings | None" = None, **overrides: Any) -> "Settings":
+        """The settings an entry point works with: ``settings`` (resolved from the environment
+        when None) with ``overrides`` (those that are not None) on top.
+
+        >>> base = Settings(cache_dir=Path("/tmp/a"))
+        >>> Settings.of(base, cache_dir="/tmp/b", poll_interval=None).cache_dir
+        PosixPath('/tmp/b')
+        """
+        if settings is None:
+            return cls.resolve(**overrides)
+        return settings.replace(**overrides)
+
+    def replace(self, **overrides: Any) -> "Settings":
+        """A copy with ``overrides`` applied (None means "keep"), each checked and normalised."""
+        general: dict[str, Any] = {}
+        options = dict(self.options)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if is_option(name):
+                options[name] = (value if isinstance(value, Secret) else Secret(str(value).strip())
+                                 ) if name.endswith("_api_key") else str(value).rstrip("/")
             elif name == "cache_dir":
-                clean[name] = Path(value).expanduser()
-            elif name in ("poll_interval", "job_timeout", "retry_delay", "http_timeout"):
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"{ENV_NAMES[name]} must be a number of seconds, not {value!r}") from None
-                if number < 0:
-                    raise ConfigError(f"{ENV_NAMES[name]} must not be negative")
-                clean[name] = number
+                general[name] = Path(value).expanduser()
+            elif name in SECONDS:
+                general[name] = _seconds(name, value)
             else:
-                clean[name] = value
-        return replace(self, **clean)
+                raise ConfigError(f"unknown setting {name!r}: use one of {', '.join(_GENERAL)}, or a provider's "
+                                  f"<name>_url / <name>_api_key")
+        return replace(self, **general, options=options)
 
-    def key_for(self, provider: str) -> Secret:
-        """The API key for ``provider``, or a :class:`ConfigError` that says where to put it."""
-        key = getattr(self, f"{provider}_api_key", None)
+    def option(self, name: str, default: str | None = None) -> Any:
+        """A provider option (``"cqtai_url"``...), or ``default`` when it was not set."""
+        value = self.options.get(name)
+        return default if value is None else value
+
+    def key(self, name: str) -> Secret:
+        """The API key ``name`` (``"cqtai_api_key"``), or a :class:`ConfigError` that says where to put it."""
+        key = self.options.get(name)
         if not key:
-            env = ENV_NAMES[f"{provider}_api_key"]
-            raise ConfigError(f"no {provider} API key: pass api_key=... or set {env} (environment or .env)")
+            provider = name.removesuffix("_api_key")
+            raise ConfigError(f"no {provider} API key: pass api_key=... or set {env_name(name)} (environment or .env)")
         return key
+
+    def __getattr__(self, name: str) -> Any:  # settings.cqtai_url, settings.apiframe_api_key
+        if is_option(name):
+            return self.__dict__.get("options", {}).get(name)
+        raise AttributeError(f"'Settings' object has no attribute {name!r}")
 
     def secrets(self) -> list[str]:
         """The raw key values, for :func:`redact`."""
-        return [k.reveal() for k in (self.cqtai_api_key, self.apiframe_api_key) if k]
+        return [value.reveal() for value in self.options.values() if isinstance(value, Secret) and value]
+
+
+_GENERAL = tuple(f.name for f in fields(Settings) if f.name != "options")
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{env_name(name)} must be a number of seconds, not {value!r}") from None
+    if not number >= 0:
+        raise ConfigError(f"{env_name(name)} must not be negative")
+    return number
 
 
 def redact(obj: Any, secrets: list[str] | tuple[str, ...] = ()) -> Any:

@@ -21,7 +21,6 @@ dropped connection resumes where it stopped; anything else that fails removes th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -33,9 +32,10 @@ from typing import Callable, Sequence
 import httpx
 
 from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabError
+from .files import sha256_of
 from .http import RetryPolicy, check_url, retry_after, retrying
 
-__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT", "sha256_of"]
+__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT"]
 
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 10-minute 48 kHz stereo 24-bit WAV is ~170 MB; MP3 stems are ~5 MB
 SEGMENT = 1024 * 1024  # bytes per ranged request
@@ -53,15 +53,6 @@ class FileRecord:
 
 class _Cancelled(Exception):
     pass
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _File:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .cache import atomic_write_bytes
+from .files import atomic_write_bytes
 
 __all__ = ["mp3_bytes", "write_mp3", "encode_arrays", "encode_files"]
 

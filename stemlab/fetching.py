@@ -16,6 +16,8 @@ got no answer is recorded as uncertain and is never repeated without ``force=Tru
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -32,54 +34,47 @@ from .errors import (DecodeError, JobFailedError, JobTimeoutError, StemlabError,
                      UsageError)
 from .http import RetryPolicy, new_client
 from .progress import job_bar
-from .providers.apiframe import ApiframeClient, ApiframeRequest
+from .providers import REGISTRY, Provider, provider
 from .providers.base import JobStatus
-from .providers.cqtai import CqtaiClient, CqtaiRequest
 from .stemset import AUDIO_EXTENSIONS, StemSet
 
-__all__ = ["fetch", "open_set", "build_request"]
-
-Request = CqtaiRequest | ApiframeRequest
-
+__all__ = ["fetch", "open_set", "as_set", "build_request"]
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def build_request(provider: str, *, clip_id: str | None = None, two: bool = False, parent_job_id: str | None = None,
-                  index: int | None = None, track_id: str | None = None, webhook_url: str | None = None,
-                  webhook_events: Sequence[str] | None = None) -> Request:
-    """A validated request; raises :class:`UsageError` (and sends nothing) when it is wrong."""
-    if provider == "cqtai":
-        extra = [n for n, v in (("parent_job_id", parent_job_id), ("index", index), ("track_id", track_id),
-                                ("webhook_url", webhook_url), ("webhook_events", webhook_events)) if v]
-        if extra:
-            raise UsageError(f"cqtai does not take {', '.join(extra)}; it takes clip_id= and two=")
-        return CqtaiRequest(clip_id, two=bool(two))
-    if provider == "apiframe":
-        if clip_id or two:
-            raise UsageError("apiframe takes parent_job_id= and index= or track_id=, not clip_id=/two=")
-        return ApiframeRequest(parent_job_id, index=index, track_id=track_id, webhook_url=webhook_url,
-                               webhook_events=tuple(webhook_events or ()))
-    raise UsageError(f"unknown provider {provider!r}: use 'cqtai' or 'apiframe' (or stemlab.separate for local)")
+def build_request(provider_name: str, **arguments: Any):
+    """A validated request; raises :class:`UsageError` (and sends nothing) when it is wrong.
+
+    >>> build_request("cqtai", clip_id="05d72140", two=True).cache_key
+    'cqtai-2-05d72140'
+    """
+    return provider(provider_name).request(**arguments)
 
 
-def fetch(provider: str, *, clip_id: str | None = None, two: bool = False, parent_job_id: str | None = None,
-          index: int | None = None, track_id: str | None = None, webhook_url: str | None = None,
-          webhook_events: Sequence[str] | None = None, api_key: str | None = None, force: bool = False,
-          progress: bool = True, sr: int | None = None, mono: bool = False, settings: Settings | None = None,
-          transport: httpx.BaseTransport | None = None, **setting_overrides: Any) -> StemSet:
+def _is_setting(name: str) -> bool:
+    """Whether a keyword of :func:`fetch` is a setting (a general one, or one a provider declares)."""
+    return (name in {f.name for f in dataclasses.fields(Settings)} - {"options"}
+            or any(name in kind.settings_names() for kind in REGISTRY.values()))
+
+
+def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, sr: int | None = None,
+          mono: bool = False, api_key: str | None = None, cache_dir: str | os.PathLike | None = None,
+          settings: Settings | None = None, transport: httpx.BaseTransport | None = None,
+          **arguments: Any) -> StemSet:
     """Fetch a provider's stems of a track (and the track itself), through the cache.
 
     Parameters
     ----------
-    provider : {"cqtai", "apiframe"}
-    clip_id : str
-        CQTAI: the Suno clip to split. 12 stems (``gen_stem_all``), or 2 with ``two=True``
-        (``gen_stem_two``).
-    parent_job_id, index, track_id : str, int, str
-        Apiframe: the Suno job and which of its tracks to split (exactly one of ``index`` 1|2 and
-        ``track_id``). ``webhook_url`` (https) and ``webhook_events`` are passed through.
+    provider_name : {"cqtai", "apiframe"}
+        A name in :data:`stemlab.providers.REGISTRY`.
+    **arguments
+        The request. CQTAI: ``clip_id=`` (the Suno clip to split), 12 stems (``gen_stem_all``) or 2
+        with ``two=True`` (``gen_stem_two``). Apiframe: ``parent_job_id=`` (the Suno job) and
+        exactly one of ``index=`` (1 or 2) and ``track_id=``; ``webhook_url=`` (https) and
+        ``webhook_events=`` are passed through. Setting names (``poll_interval=``,
+        ``cqtai_url=``...) among them apply on top of ``settings``.
     api_key : str, optional
         Default: ``CQTAI_API_KEY`` / ``APIFRAME_API_KEY`` from the environment or ``.env``. Not
         needed when the set is already in the cache.
@@ -89,55 +84,66 @@ def fetch(provider: str, *, clip_id: str | None = None, two: bool = False, paren
         Show progress bars (terminal or notebook).
     sr, mono :
         How the returned set decodes (see :class:`StemSet`).
-    settings : Settings, optional
-        Base URLs, keys, cache folder, poll interval, job timeout. Keyword overrides such as
-        ``cache_dir=``, ``poll_interval=``, ``cqtai_url=`` apply on top.
+    cache_dir, settings :
+        The cache folder, and the settings to start from (default: the environment's).
 
     Returns
     -------
     StemSet
     """
-    request = build_request(provider, clip_id=clip_id, two=two, parent_job_id=parent_job_id, index=index,
-                            track_id=track_id, webhook_url=webhook_url, webhook_events=webhook_events)
-    key_override = {f"{provider}_api_key": api_key} if api_key else {}
-    base = settings or Settings.resolve()
-    settings = base._with({k: v for k, v in {**setting_overrides, **key_override}.items() if v is not None})
+    chosen = provider(provider_name)
+    overrides = {name: value for name, value in arguments.items() if _is_setting(name)}
+    request = chosen.request(**{name: value for name, value in arguments.items() if name not in overrides})
+    settings = Settings.of(settings, cache_dir=cache_dir, **{**overrides, **({chosen.key_setting: api_key} if api_key else {})})
     cache = Cache(settings.cache_dir)
     with cache.lock(request.cache_key):
         if not force and cache.read_manifest(request.cache_key) is not None:
             return StemSet.open(cache.set_dir(request.cache_key), sr=sr, mono=mono)
         if force:
             cache.clear(request.cache_key)
-        _Job(request, settings, cache, progress=progress, transport=transport).run()
+        _Job(chosen, request, settings, cache, progress=progress, transport=transport).run()
     return StemSet.open(cache.set_dir(request.cache_key), sr=sr, mono=mono)
 
 
-def open_set(ref: str, *, sr: int | None = None, mono: bool = False, cache_dir: str | None = None) -> StemSet:
+def open_set(ref: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
+             cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> StemSet:
     """Open a fetched or local set from the cache by job id, clip id, parent job id or folder.
 
     >>> s = open_set("05d72140-38f5-4eb4-bdaa-a6e0d1c1167e")            # doctest: +SKIP
     """
-    settings = Settings.resolve(cache_dir=cache_dir)
-    return StemSet.open(Cache(settings.cache_dir).find(ref), sr=sr, mono=mono)
+    settings = Settings.of(settings, cache_dir=cache_dir)
+    return StemSet.open(Cache(settings.cache_dir).find(str(ref)), sr=sr, mono=mono, settings=settings)
+
+
+def as_set(x, *, cache_dir: str | os.PathLike | None = None, settings: Settings | None = None,
+           what: str = "this") -> StemSet:
+    """``x`` itself if it is a :class:`StemSet`, else the set it names (see :func:`open_set`).
+
+    >>> as_set(42)
+    Traceback (most recent call last):
+    ...
+    stemlab.errors.UsageError: this takes a stem set, a set folder or a set id, not int
+    """
+    if isinstance(x, StemSet):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return open_set(x, cache_dir=cache_dir, settings=settings)
+    raise UsageError(f"{what} takes a stem set, a set folder or a set id, not {type(x).__name__}")
 
 
 class _Job:
     """One run of the submit/resume -> poll -> download -> manifest sequence for one request."""
 
-    def __init__(self, request: Request, settings: Settings, cache: Cache, *, progress: bool,
+    def __init__(self, kind: type[Provider], request, settings: Settings, cache: Cache, *, progress: bool,
                  transport: httpx.BaseTransport | None, sleep: Callable[[float], None] = time.sleep):
-        self.request, self.settings, self.cache = request, settings, cache
+        self.kind, self.request, self.settings, self.cache = kind, request, settings, cache
         self.key = request.cache_key
         self.progress, self.transport, self.sleep = progress, transport, sleep
-        self.provider = request.provider
+        self.provider = kind.name
 
-    def _client(self, http: httpx.Client):
-        policy = RetryPolicy(base_delay=self.settings.retry_delay)
-        if isinstance(self.request, CqtaiRequest):
-            return CqtaiClient(http, base_url=self.settings.cqtai_url, cdn_url=self.settings.suno_cdn_url,
-                               api_key=self.settings.key_for("cqtai"), policy=policy)
-        return ApiframeClient(http, base_url=self.settings.apiframe_url, api_key=self.settings.key_for("apiframe"),
-                              policy=policy)
+    def _client(self, http: httpx.Client) -> Provider:
+        self.settings.key(self.kind.key_setting)  # a clear error before anything is sent
+        return self.kind(http, self.settings, policy=RetryPolicy(base_delay=self.settings.retry_delay))
 
     def run(self) -> None:
         record = self.cache.read_job(self.key)

@@ -12,9 +12,7 @@ A set folder is either a cache set (with ``manifest.json``) or any folder of aud
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -25,23 +23,26 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .audio import AudioInfo, Scratch, decode_cached, probe
+from .cache import Cache
+from .config import Settings
 from .errors import CacheError, UsageError
+from .rendering import Rendered
 from .taxonomy import TWELVE_STEMS, TWO_STEMS, canonical_name, safe_name
 
-__all__ = ["Stem", "StemSet", "AUDIO_EXTENSIONS", "REPR_EMBED_LIMIT"]
+__all__ = ["Stem", "StemSet", "AUDIO_EXTENSIONS"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SOURCE_NAMES = ("source", "mixture", "mix")
-REPR_EMBED_LIMIT = 8 * 1024 * 1024  # bytes of MP3 a StemSet's notebook repr embeds at most
-MP3_BYTES_PER_SECOND = 16_000      # ~128 kbit/s, to estimate MP3s not encoded yet
 
 
-class Stem:
+class Stem(Rendered):
     """One audio track of a :class:`StemSet` (a stem, or the source).
 
     ``audio`` is a read-only float32 ``(channels, samples)`` array at the set's ``sr``, decoded
     once and then memory-mapped from the set's ``derived/`` folder.
     """
+
+    _view = "stemlab.view.set_view"
 
     def __init__(self, owner: "StemSet", name: str, path: Path, *, label: str | None = None,
                  stated_duration: float | None = None, sha256: str | None = None):
@@ -108,17 +109,9 @@ class Stem:
             write_mp3(target, np.asarray(self.audio), self.sr)
         return target.read_bytes()
 
-    def _repr_html_(self) -> str:
-        return _player_html(self.mp3_bytes(), title=self.name)
 
 
-def _player_html(data: bytes, *, title: str) -> str:
-    encoded = base64.b64encode(data).decode("ascii")
-    return (f'<audio controls preload="none" title="{html.escape(title)}" style="height:28px;width:260px" '
-            f'src="data:audio/mpeg;base64,{encoded}"></audio>')
-
-
-class StemSet:
+class StemSet(Rendered):
     """A set of stems, the source track they were split from, and where they came from.
 
     Build one with :func:`stemlab.fetch`, :func:`stemlab.separate`, :meth:`StemSet.open` or
@@ -131,6 +124,8 @@ class StemSet:
     mono : bool
         Mix every stem down to one channel.
     """
+
+    _view = "stemlab.view.set_view"
 
     def __init__(self, stems: Mapping[str, Path] | None = None, *, source: Path | None = None,
                  folder: Path | None = None, manifest: Mapping | None = None, derived_dir: Path | None = None,
@@ -154,14 +149,19 @@ class StemSet:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False) -> "StemSet":
-        """Open a cache set folder (with ``manifest.json``) or a folder of ``<stem>.<ext>`` files."""
+    def open(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
+             cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> "StemSet":
+        """Open a cache set folder (with ``manifest.json``) or a folder of ``<stem>.<ext>`` files.
+
+        A cache set keeps its derived data in its own ``derived/`` folder; any other folder's goes
+        to the cache (``cache_dir``, else ``settings``, else the environment's), never beside it.
+        """
         folder = Path(folder).expanduser()
         if not folder.is_dir():
             raise UsageError(f"{folder} is not a folder")
         manifest_path = folder / "manifest.json"
         if not manifest_path.exists():
-            return cls.from_folder(folder, sr=sr, mono=mono)
+            return cls.from_folder(folder, sr=sr, mono=mono, cache_dir=cache_dir, settings=settings)
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except ValueError as exc:
@@ -176,7 +176,8 @@ class StemSet:
                    sr=sr, mono=mono)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False) -> "StemSet":
+    def from_folder(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
+                    cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> "StemSet":
         """A folder of ``<stem>.<ext>`` files (e.g. Demucs output, a DAW export, a MUSDB18 track)."""
         folder = Path(folder).expanduser()
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
@@ -188,10 +189,7 @@ class StemSet:
             stems[safe_name(path.stem, taken=stems)] = path
         if not stems:
             raise UsageError(f"{folder} holds no audio files named <stem>.wav/.flac/.ogg/.mp3")
-        from .config import Settings
-
-        digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-        derived = Settings.resolve().cache_dir / "folders" / digest
+        derived = Cache(Settings.of(settings, cache_dir=cache_dir).cache_dir).derived_dir_for([folder])
         manifest = {"provider": "folder", "job_id": None, "request": {"folder": str(folder.resolve())},
                     "stems": [{"name": n, "label": p.stem, "path": p.name} for n, p in stems.items()]}
         return cls(_in_canonical_order(stems), source=source, folder=folder, manifest=manifest,
@@ -199,19 +197,18 @@ class StemSet:
 
     @classmethod
     def from_files(cls, stems: Mapping[str, str | os.PathLike], *, source: str | os.PathLike | None = None,
-                   sr: int | None = None, mono: bool = False) -> "StemSet":
+                   sr: int | None = None, mono: bool = False, cache_dir: str | os.PathLike | None = None,
+                   settings: Settings | None = None) -> "StemSet":
         """A set from explicit paths: ``StemSet.from_files({"vocals": "v.wav", ...}, source="mix.wav")``."""
         paths = {canonical_name(n) or safe_name(n): Path(p) for n, p in stems.items()}
         for path in [*paths.values(), *([Path(source)] if source else [])]:
             if not path.is_file():
                 raise UsageError(f"no audio file at {path}")
-        from .config import Settings
-
-        digest = hashlib.sha256("|".join(str(p.resolve()) for p in paths.values()).encode()).hexdigest()[:16]
+        derived = Cache(Settings.of(settings, cache_dir=cache_dir).cache_dir).derived_dir_for(paths.values())
         manifest = {"provider": "files", "job_id": None, "request": {},
                     "stems": [{"name": n, "label": n, "path": str(p)} for n, p in paths.items()]}
         return cls(_in_canonical_order(paths), source=Path(source) if source else None, manifest=manifest,
-                   derived_dir=Settings.resolve().cache_dir / "folders" / digest, sr=sr, mono=mono)
+                   derived_dir=derived, sr=sr, mono=mono)
 
     def with_options(self, *, sr: int | None = None, mono: bool | None = None) -> "StemSet":
         """The same set with other ``sr``/``mono`` (decoded arrays are cached per option)."""
@@ -326,27 +323,6 @@ class StemSet:
             "stems": [{"name": s.name, "label": s.label, "path": str(s.path), "duration": round(s.duration, 6)}
                       for s in self],
         }
-
-    # -- notebook ----------------------------------------------------------------------------
-    def _repr_html_(self) -> str:
-        tracks = [*([self.source] if self.source else []), *self]
-        total = sum(t.mp3_path.stat().st_size if t.mp3_path.exists() else t.duration * MP3_BYTES_PER_SECOND
-                    for t in tracks)
-        embed = total <= REPR_EMBED_LIMIT
-        rows = []
-        for track in tracks:
-            stated = f"{track.stated_duration:.2f}" if track.stated_duration is not None else ""
-            player = _player_html(track.mp3_bytes(), title=track.name) if embed else ""
-            weight = "font-weight:bold;" if track is self.source else ""
-            rows.append(f"<tr><td style='{weight}text-align:left'>{html.escape(track.name)}</td>"
-                        f"<td style='text-align:left'>{html.escape(str(track.label))}</td>"
-                        f"<td>{track.duration:.2f}</td><td>{stated}</td><td>{player}</td></tr>")
-        note = ("" if embed else f"<p>Players omitted: {total / 1e6:.0f} MB of audio is too much to embed in a "
-                "notebook. Use <code>stemlab.explore(s)</code> to listen.</p>")
-        origin = html.escape(f"{self.provider or 'files'}" + (f" · job {self.job_id}" if self.job_id else ""))
-        return (f"<div><b>StemSet</b> · {len(self)} stems · {origin} · {self.sr} Hz"
-                f"<table><thead><tr><th>stem</th><th>label</th><th>duration (s)</th><th>stated (s)</th>"
-                f"<th>listen</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{note}</div>")
 
 
 def _in_canonical_order(stems: Mapping[str, Path]) -> dict[str, Path]:

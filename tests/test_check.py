@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemlab.analysis.check import check, estimate_lag
+from stemlab.analysis.check import check
+from stemlab.dsp import estimate_lag
 from stemlab.errors import UsageError
 from stemlab.sandbox.synth import synth_stems
 from stemlab.stemset import StemSet

@@ -4,8 +4,10 @@ import pickle
 
 import pytest
 
-from stemlab.config import Secret, Settings, read_dotenv, redact
+from stemlab.config import Secret, Settings, env_name, read_dotenv, redact
 from stemlab.errors import ConfigError
+from stemlab.providers import REGISTRY
+from stemlab.providers.cqtai import Cqtai
 
 
 def test_arguments_beat_environment_beat_dotenv_beat_defaults(tmp_path):
@@ -20,8 +22,26 @@ def test_arguments_beat_environment_beat_dotenv_beat_defaults(tmp_path):
     assert s.cqtai_api_key.reveal() == "sk-from-dotenv"
     assert s.cache_dir == tmp_path / "c"
     assert s.job_timeout == 1800.0                          # default: the commented line is ignored
-    assert s.suno_cdn_url == "https://cdn1.suno.ai"
+    assert s.suno_cdn_url is None and Cqtai.urls["suno_cdn_url"] == "https://cdn1.suno.ai"  # the provider's default
     assert Settings.resolve(environ={}, dotenv=None).poll_interval == 5.0
+
+
+def test_every_provider_setting_has_its_environment_variable():
+    for kind in REGISTRY.values():
+        for name in kind.settings_names():
+            variable = env_name(name)
+            value = "sk-x" if name.endswith("_api_key") else "https://example.test"
+            found = Settings.resolve(environ={variable: value}, dotenv=None).option(name)
+            assert (found.reveal() if name.endswith("_api_key") else found) == value, variable
+    assert env_name("apiframe_api_key") == "APIFRAME_API_KEY" and env_name("cqtai_url") == "STEMLAB_CQTAI_URL"
+
+
+def test_of_resolves_once_and_passes_given_settings_through(tmp_path):
+    given = Settings(cache_dir=tmp_path / "a")
+    assert Settings.of(given) is not None and Settings.of(given).cache_dir == tmp_path / "a"
+    assert Settings.of(given, cache_dir=tmp_path / "b").cache_dir == tmp_path / "b"
+    (tmp_path / ".env").write_text("STEMLAB_CACHE_DIR=/from/dotenv\n")
+    assert Settings.of(given).cache_dir == tmp_path / "a"  # a given Settings never reads the environment
 
 
 def test_bad_numbers_and_unknown_settings_are_clear_errors():
@@ -33,7 +53,7 @@ def test_bad_numbers_and_unknown_settings_are_clear_errors():
 
 def test_missing_key_error_names_the_variable():
     with pytest.raises(ConfigError, match="APIFRAME_API_KEY"):
-        Settings.resolve(environ={}, dotenv=None).key_for("apiframe")
+        Settings.resolve(environ={}, dotenv=None).key("apiframe_api_key")
 
 
 def test_secrets_never_print_or_pickle():

@@ -45,7 +45,7 @@ def test_a_second_fetch_is_offline_and_needs_no_key(sandbox, settings, library):
     first = fetch("cqtai", clip_id=CLIP_ID, settings=settings, progress=False)
     requests = len(sandbox.requests)
     sandbox.stop()
-    keyless = Settings(cqtai_url=settings.cqtai_url, suno_cdn_url=settings.suno_cdn_url, cache_dir=settings.cache_dir)
+    keyless = Settings(cache_dir=settings.cache_dir).replace(cqtai_url=settings.cqtai_url, suno_cdn_url=settings.suno_cdn_url)
     again = fetch("cqtai", clip_id=CLIP_ID, settings=keyless, progress=False)
     assert again.folder == first.folder and again.names == first.names
     assert len(sandbox.requests) == requests
@@ -105,7 +105,7 @@ def test_usage_errors_send_nothing(sandbox, settings):
         with pytest.raises(UsageError):
             call()
     with pytest.raises(UsageError, match="CQTAI_API_KEY"):
-        fetch("cqtai", clip_id=CLIP_ID, settings=Settings(cache_dir=settings.cache_dir, cqtai_url=settings.cqtai_url),
+        fetch("cqtai", clip_id=CLIP_ID, settings=Settings(cache_dir=settings.cache_dir).replace(cqtai_url=settings.cqtai_url),
               progress=False)
     assert sandbox.requests == []
 

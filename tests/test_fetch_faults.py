@@ -65,7 +65,7 @@ def test_task_limit_is_retried_then_reported(sandbox, settings):
 
 
 def test_wrong_keys_are_auth_errors_for_both_providers(sandbox, settings):
-    wrong = settings._with({"cqtai_api_key": "sk-wrong", "apiframe_api_key": "afk_wrong"})
+    wrong = settings.replace(cqtai_api_key="sk-wrong", apiframe_api_key="afk_wrong")
     with pytest.raises(AuthError, match="CQTAI_API_KEY") as info:
         cqtai(wrong)
     assert "sk-wrong" not in str(info.value)
@@ -108,7 +108,7 @@ def test_apiframe_failed_job_and_conflict(sandbox, settings):
 def test_a_stuck_job_times_out_then_resumes_without_a_new_submit(sandbox, settings):
     sandbox.set_outcome(CLIP_ID, "stuck")
     with pytest.raises(JobTimeoutError, match="fetch again later to resume"):
-        cqtai(settings._with({"job_timeout": 0.3}))
+        cqtai(settings.replace(job_timeout=0.3))
     sandbox.set_outcome(CLIP_ID, "ok")
     assert len(cqtai(settings)) == 12
     assert len(_accepted(sandbox)) == 1
@@ -117,7 +117,7 @@ def test_a_stuck_job_times_out_then_resumes_without_a_new_submit(sandbox, settin
 def test_a_submit_without_an_answer_is_never_repeated(sandbox, settings):
     sandbox.faults.add("cqtai.submit", "hang_after_accept", seconds=3)
     with pytest.raises(SubmitUncertainError, match="may have been charged"):
-        cqtai(settings._with({"http_timeout": 0.5}))
+        cqtai(settings.replace(http_timeout=0.5))
     assert len(_accepted(sandbox)) == 1  # the provider did create (and charge) a job
     with pytest.raises(SubmitUncertainError, match="force=True"):
         cqtai(settings)

@@ -134,25 +134,17 @@ def frame_starts(n_samples: int, *, window: int, hop: int) -> np.ndarray:
 
 
 def next_fast_len(n: int) -> int:
-    """The smallest ``2^a 3^b 5^c >= n``: an FFT size that pocketfft transforms fast.
+    """The smallest ``2^a 3^b 5^c >= n``: an FFT size that pocketfft transforms fast
+    (``scipy.fft.next_fast_len`` for real transforms).
 
     Examples
     --------
     >>> next_fast_len(44611)
     45000
     """
-    best = 1 << max(0, int(n - 1).bit_length())  # a power of two always qualifies
-    power5 = 1
-    while power5 < best:
-        power35 = power5
-        while power35 < best:
-            size = power35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            power35 *= 3
-        power5 *= 5
-    return best
+    import scipy.fft
+
+    return scipy.fft.next_fast_len(int(n), real=True)
 
 
 def _read(sources: np.ndarray, which: np.ndarray, start: int, stop: int) -> np.ndarray:

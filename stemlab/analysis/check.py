@@ -20,15 +20,19 @@ residual is at most ``residual_tolerance_db``.
 
 from __future__ import annotations
 
-import html
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import Settings
 from ..errors import UsageError
-from .metrics import SILENCE_DB, rms_db
+from ..fetching import as_set
+from ..rendering import Rendered
+from ..stemset import StemSet
+from ..dsp import SILENCE_DB, estimate_lag, rms_db, shift, sum_tracks
 
-__all__ = ["check", "CheckReport", "StemCheck", "estimate_lag", "recombination", "Recombination"]
+__all__ = ["check", "CheckReport", "StemCheck", "recombination", "Recombination"]
 
 @dataclass(frozen=True)
 class StemCheck:
@@ -44,8 +48,10 @@ class StemCheck:
 
 
 @dataclass(frozen=True)
-class CheckReport:
+class CheckReport(Rendered):
     """What :func:`check` found. Compute once, look many times: ``.plot()``, notebook repr, ``.to_dict()``."""
+
+    _view = "stemlab.view.check_view"
 
     ok: bool
     sr: int
@@ -83,112 +89,11 @@ class CheckReport:
 
         The artists are kept on ``self.ax_``, ``self.bars_`` and ``self.figure_``.
         """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 0.35 * len(self.stems) + 1.4))
-        names = [s.name for s in self.stems]
-        deltas_ms = [1000 * s.delta_s for s in self.stems]
-        colors = ["#c0392b" if not s.ok else ("#b0b0b0" if s.silent else "#2e86c1") for s in self.stems]
-        bars = ax.barh(names, deltas_ms, color=colors)
-        tol = 1000 * self.tolerances.get("tolerance_s", 0.05)
-        ax.axvspan(-tol, tol, color="#2ecc71", alpha=0.12, lw=0)
-        ax.axvline(0, color="k", lw=0.6)
-        ax.invert_yaxis()
-        ax.set_xlabel("stem duration - source duration (ms)")
-        verdict = "recombines" if self.ok else "does NOT recombine"
-        ax.set_title(f"{verdict}: lag {self.lag_samples} samples, gain {self.gain_db:+.2f} dB, "
-                     f"residual {self.residual_db:.1f} dB", fontsize=10)
-        object.__setattr__(self, "ax_", ax)
-        object.__setattr__(self, "bars_", bars)
-        object.__setattr__(self, "figure_", ax.figure)
-        return self
-
-    def _repr_html_(self) -> str:
-        verdict = ("<b style='color:#1e8449'>the stems recombine to the source</b>" if self.ok else
-                   "<b style='color:#c0392b'>the stems do not recombine to the source</b>")
-        rows = "".join(
-            f"<tr style='{'' if s.ok else 'background:#fdecea;color:#922b21;font-weight:bold'}"
-            f"{'color:#999' if s.silent and s.ok else ''}'>"
-            f"<td style='text-align:left'>{html.escape(s.name)}</td><td>{s.duration:.3f}</td>"
-            f"<td>{1000 * s.delta_s:+.1f}</td><td>{'silent' if s.silent else f'{s.level_dbfs:.1f}'}</td>"
-            f"<td>{'ok' if s.ok else 'FAIL'}</td></tr>" for s in self.stems)
-        problems = "".join(f"<li>{html.escape(p)}</li>" for p in self.problems)
-        summary = (f"source {self.source_duration:.3f} s · lag {self.lag_samples} samples "
-                   f"({1000 * self.lag_s:+.1f} ms) · gain {self.gain_db:+.2f} dB · residual {self.residual_db:.1f} dB")
-        return (f"<div>{verdict}<br><small>{summary}</small>{f'<ul>{problems}</ul>' if problems else ''}"
-                f"<table><thead><tr><th>stem</th><th>duration (s)</th><th>delta (ms)</th><th>level (dBFS)</th>"
-                f"<th></th></tr></thead><tbody>{rows}</tbody></table>{_figure_html(self)}</div>")
-
-
-def _figure_html(report: CheckReport) -> str:
-    """The report's plot as an inline PNG (small: a bar per stem)."""
-    import base64
-    import io
-
-    from ..view.figures import new_figure
-
-    fig = new_figure(figsize=(7, 0.3 * len(report.stems) + 1.3))
-    report.plot(ax=fig.add_subplot())
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    return f"<img src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'/>"
+        return self._renderer().plot(self, ax=ax)
 
 
 def _finite(x: float) -> float | None:
     return round(float(x), 3) if np.isfinite(x) else None
-
-
-def _fit_channels(audio: np.ndarray, channels: int) -> np.ndarray:
-    """``audio`` with ``channels`` channels: mono is repeated, more channels are averaged down."""
-    if audio.shape[0] == channels:
-        return audio
-    if audio.shape[0] == 1:
-        return np.broadcast_to(audio, (channels, audio.shape[1]))
-    mixed = audio.mean(axis=0, keepdims=True)
-    return np.broadcast_to(mixed, (channels, audio.shape[1]))
-
-
-def estimate_lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, excerpt: int) -> int:
-    """The shift (samples) that best aligns ``signal`` to ``reference`` (positive: ``signal`` is late).
-
-    Cross-correlates mono mixdowns over an ``excerpt``-sample window from the middle, via FFT,
-    and searches lags in ``[-max_lag, max_lag]``.
-
-    >>> x = np.random.default_rng(0).standard_normal((1, 20000)).astype(np.float32)
-    >>> estimate_lag(x, np.roll(x, 37, axis=1), max_lag=100, excerpt=8000)
-    37
-    """
-    ref = np.asarray(reference, dtype=np.float64).mean(axis=0)
-    sig = np.asarray(signal, dtype=np.float64).mean(axis=0)
-    n = min(len(ref), len(sig))
-    if n == 0:
-        return 0
-    start = max(0, (n - excerpt) // 2)
-    stop = min(n, start + excerpt)
-    a = ref[start:stop]
-    lo, hi = max(0, start - max_lag), min(len(sig), stop + max_lag)
-    b = sig[lo:hi]
-    if not np.any(a) or not np.any(b):
-        return 0
-    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
-    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
-    # corr[k] = sum_t b[t + k] a[t]: b at offset k (relative to lo) matches a at 0 (relative to start)
-    lags = np.arange(-max_lag, max_lag + 1)
-    index = (lags + start - lo) % size
-    valid = (lags + start - lo >= 0) & (lags + start - lo <= len(b) - 1)
-    scores = np.where(valid, corr[index], -np.inf)
-    return int(lags[int(np.argmax(scores))])
-
-
-def _shift(audio: np.ndarray, lag: int, length: int) -> np.ndarray:
-    """``audio`` moved ``lag`` samples earlier (undoing a late start), cut or zero-padded to ``length``."""
-    out = np.zeros((audio.shape[0], length), dtype=np.float32)
-    src = audio[:, max(lag, 0):]
-    dst_start = max(-lag, 0)
-    n = max(0, min(length - dst_start, src.shape[1]))
-    out[:, dst_start:dst_start + n] = src[:, :n]
-    return out
 
 
 @dataclass(frozen=True)
@@ -210,12 +115,9 @@ def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 10.0) -
     sr = stemset.sr
     source = np.asarray(stemset.source.audio, dtype=np.float32)
     channels, length = source.shape
-    total = np.zeros((channels, length), dtype=np.float32)
-    for stem in stemset:
-        n = min(length, stem.audio.shape[1])
-        total[:, :n] += _fit_channels(np.asarray(stem.audio[:, :n], dtype=np.float32), channels)
+    total = sum_tracks((stem.audio for stem in stemset), channels=channels, length=length)
     lag = estimate_lag(source, total, max_lag=int(max_lag_s * sr), excerpt=int(excerpt_s * sr))
-    aligned = _shift(total, lag, length)
+    aligned = shift(total, lag, length)
     energy = float(np.vdot(aligned, aligned).real)
     gain = float(np.vdot(source, aligned).real / energy) if energy > 0 else 0.0
     aligned *= np.float32(gain)
@@ -228,11 +130,12 @@ def recombination(stemset, *, max_lag_s: float = 0.5, excerpt_s: float = 10.0) -
 
 def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = -20.0,
           gain_tolerance_db: float = 1.0, lag_tolerance_s: float = 0.005, max_lag_s: float = 0.5,
-          excerpt_s: float = 10.0) -> CheckReport:
+          excerpt_s: float = 10.0, cache_dir: str | os.PathLike | None = None, settings=None) -> CheckReport:
     """Check that ``stemset``'s stems recombine to its source. See the module docstring.
 
     Parameters
     ----------
+    stemset : StemSet, set folder or set id
     tolerance_s : float
         Largest allowed ``|stem duration - source duration|``.
     residual_tolerance_db : float
@@ -242,10 +145,15 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     max_lag_s, excerpt_s : float
         Lag search range, and the length of the excerpt the lag is estimated on.
 
+    cache_dir, settings : optional
+        Where a set named by id or folder is found and its derived data goes.
+
     Returns
     -------
     CheckReport
     """
+    if not isinstance(stemset, StemSet):
+        stemset = as_set(stemset, settings=Settings.of(settings, cache_dir=cache_dir), what="check()")
     parts = recombination(stemset, max_lag_s=max_lag_s, excerpt_s=excerpt_s)
     sr = stemset.sr
     source_duration = stemset.source.audio.shape[1] / sr

@@ -33,9 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import Settings
 from ..errors import UsageError
+from ..fetching import as_set
+from ..rendering import Rendered
 from ..taxonomy import common_groups, stems_in_group
-from .metrics import evaluate, is_silent, rms_db, si_sdr
+from ..dsp import estimate_lag, fit_channels, is_silent, rms_db, shift, sum_tracks
+from .metrics import evaluate, si_sdr
 
 __all__ = ["group_audio", "TruthScorer", "against_truth", "compare", "Comparison", "METRICS"]
 
@@ -45,15 +49,7 @@ MAX_RESAMPLE_RATIO = 8.0  # rates further apart than this are refused, not silen
 
 def group_audio(stemset, group: frozenset[str], *, length: int | None = None) -> np.ndarray:
     """The sum of ``stemset``'s stems that make up ``group`` (float32, ``(channels, length)``)."""
-    names = stems_in_group(stemset.names, group)
-    length = length or max(stemset[n].audio.shape[1] for n in names)
-    channels = max(stemset[n].audio.shape[0] for n in names)
-    total = np.zeros((channels, length), dtype=np.float32)
-    for name in names:
-        audio = stemset[name].audio
-        n = min(length, audio.shape[1])
-        total[:, :n] += audio[:, :n]
-    return total
+    return sum_tracks((stemset[name].audio for name in stems_in_group(stemset.names, group)), length=length)
 
 
 class TruthScorer:
@@ -86,7 +82,7 @@ class TruthScorer:
         rows = []
         for name, group in common_groups(self.truth.names, estimate.names).items():
             reference, baseline, silent = self._reference(group)
-            guess = _channels_like(group_audio(estimate, group, length=self.length), reference.shape[0])
+            guess = _fit(group_audio(estimate, group, length=self.length), reference.shape[0])
             score = si_sdr(reference, guess)
             rows.append({"stem": name, "si_sdr": score, "si_sdr_mixture": baseline,
                          "si_sdr_improvement": score - baseline, "reference_silent": silent})
@@ -98,19 +94,14 @@ def against_truth(truth, estimate) -> list[dict]:
     return TruthScorer(truth).score(estimate)
 
 
-def _channels_like(audio: np.ndarray, channels: int) -> np.ndarray:
-    if audio.shape[0] == channels:
-        return audio
-    mono = audio.mean(axis=0, keepdims=True)
-    return np.ascontiguousarray(np.broadcast_to(mono, (channels, audio.shape[1])))
-
-
 # ------------------------------------------------------------------------------------ compare
 
 
 @dataclass
-class Comparison:
+class Comparison(Rendered):
     """What :func:`compare` found. ``table`` is tidy: one row per (set, stem, metric)."""
+
+    _view = "stemlab.view.compare_view"
 
     table: "object"  # pandas.DataFrame with columns set, stem, metric, value, silent
     sets: list[dict]
@@ -123,9 +114,7 @@ class Comparison:
 
     def view(self, *, stem: str | None = None, a: str | None = None, b: str | None = None):
         """Listen and look: one stem group of two sets, A/B while playing (a notebook widget)."""
-        from ..view.compare_view import CompareView
-
-        return CompareView(self, stem=stem, a=a, b=b)
+        return self._renderer().CompareView(self, stem=stem, a=a, b=b)
 
     def __repr__(self) -> str:
         reference = f", reference {self.reference}" if self.reference else ", no reference"
@@ -162,55 +151,12 @@ class Comparison:
         """Per stem, the spread over 1-second frames of ``metric`` for every set (boxes), or bars
         for whole-signal metrics. Default: ``sdr`` with a reference, ``agreement_si_sdr`` without.
         Returns ``self`` (artists on ``ax_``, ``figure_``)."""
-        import matplotlib.pyplot as plt
-
-        metric = metric or ("sdr" if self.reference else "agreement_si_sdr")
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(6, 1.3 * len(self.groups) * max(1, len(self.sets) // 2)), 3.5))
-        frames = self.frames[self.frames.metric == metric] if self.frames is not None else None
-        labels = sorted(set(self.table[self.table.metric == metric].set), key=str)
-        stems = list(self.groups)
-        width = 0.8 / max(1, len(labels))
-        for i, label in enumerate(labels):
-            positions = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(stems))]
-            if frames is not None and len(frames):
-                data = [frames[(frames.set == label) & (frames.stem == s)].value.dropna().to_numpy() for s in stems]
-                keep = [(p, d) for p, d in zip(positions, data) if len(d)]
-                if keep:
-                    ax.boxplot([d for _, d in keep], positions=[p for p, _ in keep], widths=width * 0.9,
-                               patch_artist=True, boxprops={"facecolor": f"C{i}", "alpha": 0.6},
-                               medianprops={"color": "k"}, showfliers=False)
-            else:
-                rows = self.table[(self.table.metric == metric) & (self.table.set == label)]
-                values = [rows[rows.stem == s].value.mean() for s in stems]
-                ax.bar(positions, values, width=width * 0.9, color=f"C{i}", alpha=0.8)
-            ax.plot([], [], color=f"C{i}", lw=6, alpha=0.6, label=label)
-        ax.set_xticks(range(len(stems)), stems)
-        ax.set_ylabel(f"{metric} (dB)" if metric != "leakage" else "leakage (0..1)")
-        ax.axhline(0, color="0.6", lw=0.6)
-        ax.legend(fontsize=8, ncol=min(4, len(labels)))
-        self.ax_, self.figure_ = ax, ax.figure
-        return self
-
-    def _repr_html_(self) -> str:
-        parts = [f"<b>compare</b>: {len(self.sets)} sets, stems {', '.join(self.groups)}"
-                 + (f", reference {self.reference}" if self.reference else ", no reference")]
-        for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
-            if (self.table.metric == metric).any():
-                parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>" + self.pivot(metric).round(2).to_html(
-                    na_rep="silent"))
-        return "<div>" + "".join(parts) + "</div>"
+        return self._renderer().plot(self, ax=ax, metric=metric)
 
 
-def _resolve(x, cache_dir=None):
-    from ..fetching import open_set
-    from ..stemset import StemSet
-
-    if isinstance(x, StemSet):
-        return x
-    if isinstance(x, (str, os.PathLike)):
-        return open_set(str(x), cache_dir=cache_dir)
-    raise UsageError(f"compare() takes stem sets, set folders or set ids, not {type(x).__name__}")
+def _fit(audio: np.ndarray, channels: int) -> np.ndarray:
+    """:func:`~stemlab.dsp.fit_channels`, as a contiguous array (it is summed and scored many times)."""
+    return np.ascontiguousarray(fit_channels(audio, channels))
 
 
 def _common_rate(sets) -> int:
@@ -239,8 +185,8 @@ def _frame_si_sdr(reference: np.ndarray, estimate: np.ndarray, window: int) -> n
     return values
 
 
-def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, cache_dir: str | None = None,
-            max_lag_s: float = 0.5) -> Comparison:
+def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_lag_s: float = 0.5,
+            cache_dir: str | os.PathLike | None = None, settings=None) -> Comparison:
     """Compare stem sets, with or without a reference (true stems).
 
     Parameters
@@ -253,18 +199,23 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, cach
         Frame length for framewise metrics (museval's default, 1 s).
     bss : bool
         Compute BSSEval v4 (``sdr``, ``sir``, ``sar``; slower) besides SI-SDR.
+    max_lag_s : float
+        How far apart (seconds) the sets may start and still be aligned.
+    cache_dir, settings : optional
+        Where sets named by id or folder are found and their derived data goes.
 
     Returns
     -------
     Comparison
     """
-    from .check import _shift, check, estimate_lag
+    from .check import check
     import pandas as pd
 
     if not sets:
         raise UsageError("compare() needs at least one stem set")
-    estimates = [_resolve(s, cache_dir) for s in sets]
-    truth = _resolve(reference, cache_dir) if reference is not None else None
+    settings = Settings.of(settings, cache_dir=cache_dir)
+    estimates = [as_set(s, settings=settings, what="compare()") for s in sets]
+    truth = as_set(reference, settings=settings, what="compare()") if reference is not None else None
     if truth is None and len(estimates) < 2:
         raise UsageError("compare() needs two sets, or one set and a reference")
     everything = [*estimates, *([truth] if truth is not None else [])]
@@ -283,13 +234,13 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, cach
     audio = {i: {g: group_audio(s, members) for g, members in groups.items()} for i, s in enumerate(everything)}
     anchor = len(everything) - 1 if truth is not None else 0
     channels = max(a.shape[0] for parts in audio.values() for a in parts.values())
-    totals = {i: sum(_channels_like(a, channels) for a in parts.values()) for i, parts in audio.items()}
+    totals = {i: sum(_fit(a, channels) for a in parts.values()) for i, parts in audio.items()}
     lags = {i: (0 if i == anchor else estimate_lag(totals[anchor], totals[i], max_lag=int(max_lag_s * sr),
                                                      excerpt=int(10 * sr))) for i in audio}
     length = min(t.shape[1] - max(lags[i], 0) for i, t in totals.items())
     for i, parts in audio.items():
         for g in parts:
-            parts[g] = _shift(_channels_like(parts[g], channels), lags[i], length)
+            parts[g] = shift(_fit(parts[g], channels), lags[i], length)
     alignment = {label: {"lag_samples": lags[i], "length_samples": length, "sr": sr,
                          "resampled_from": resampled[i]} for i, label in enumerate(labels)}
     if truth is not None:
@@ -310,7 +261,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, cach
             add(label, g, "leakage", max((_explained(a, b) for b in others), default=0.0), is_silent(a))
     if truth is not None:
         reference_parts = audio[anchor]
-        mixture = _shift(_channels_like(np.asarray(truth.source.audio, dtype=np.float32), channels), 0, length) \
+        mixture = shift(_fit(np.asarray(truth.source.audio, dtype=np.float32), channels), 0, length) \
             if truth.source is not None else sum(reference_parts.values())
         for i, label in enumerate(labels):
             if bss:

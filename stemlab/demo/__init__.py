@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from functools import lru_cache
 from importlib import resources
@@ -21,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..cache import Cache, atomic_write_json
+from ..cache import Cache
+from ..files import atomic_write_json, sha256_of
 from ..config import Settings
 from ..stemset import StemSet
 from ..taxonomy import TWELVE_STEMS
@@ -71,16 +73,23 @@ def _materialise(folder: Path) -> None:
             path = f"stems/{name}.flac"
             sf.write(folder / path, np.zeros((info["samples"], info["channels"]), np.float32), info["sr"],
                      subtype="PCM_16")
-        entries.append({"name": name, "label": name, "path": path, "silent": not shipped.exists()})
+        entries.append({"name": name, "label": name, "path": path, "silent": not shipped.exists(), **_facts(folder / path)})
     sf.write(folder / "source.flac", total.T.astype(np.float32), info["sr"], subtype="PCM_24")
     atomic_write_json(folder / "manifest.json", {
         "format": 1, "key": DEMO_KEY, "provider": "demo", "job_id": None, "version": _version(),
         "request": {"song": DEMO_CLIP_ID}, "title": info["title"], "truth": True,
-        "source": {"path": "source.flac", "definition": "exact sum of the true stems"}, "stems": entries,
+        "source": {"path": "source.flac", "definition": "exact sum of the true stems", **_facts(folder / "source.flac")},
+        "stems": entries,
     })
 
 
-def demo_song(*, sr: int | None = None, mono: bool = False, cache_dir: str | None = None) -> StemSet:
+def _facts(path: Path) -> dict:
+    """What the manifest records of a file, so ``stemlab cache verify`` can check it."""
+    return {"size": path.stat().st_size, "sha256": sha256_of(path)}
+
+
+def demo_song(*, sr: int | None = None, mono: bool = False, cache_dir: str | os.PathLike | None = None,
+              settings: Settings | None = None) -> StemSet:
     """The demo song as a :class:`StemSet` of its 12 true stems, with ``.source`` = their sum.
 
     The first call writes the set into the cache (a second or two); later calls only open it.
@@ -89,10 +98,10 @@ def demo_song(*, sr: int | None = None, mono: bool = False, cache_dir: str | Non
     ----------
     sr, mono :
         How the set decodes (see :class:`StemSet`).
-    cache_dir : str, optional
-        Default: ``STEMLAB_CACHE_DIR`` or the user cache folder.
+    cache_dir, settings : optional
+        Where the set is written. Default: ``STEMLAB_CACHE_DIR`` or the user cache folder.
     """
-    cache = Cache(Settings.resolve(cache_dir=cache_dir).cache_dir)
+    cache = Cache(Settings.of(settings, cache_dir=cache_dir).cache_dir)
     folder = cache.set_dir(DEMO_KEY)
     with cache.lock(DEMO_KEY):
         manifest = cache.read_manifest(DEMO_KEY)

@@ -21,16 +21,17 @@ from . import DEMO_CLIP_ID, _version, demo_song
 __all__ = ["demo_library"]
 
 
-def demo_library(*, cache_dir: str | None = None) -> Path:
+def demo_library(*, cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> Path:
     """A sandbox library folder holding the demo song (built once into the cache, then reused)."""
     from ..sandbox.library import derive_two, write_song
 
-    cache = Cache(Settings.resolve(cache_dir=cache_dir).cache_dir)
+    settings = Settings.of(settings, cache_dir=cache_dir)
+    cache = Cache(settings.cache_dir)
     root = cache.root / "sandbox-library" / _version()
     with cache.lock("sandbox-library"):
         if (root / DEMO_CLIP_ID / "song.json").exists():
             return root
-        song = demo_song(cache_dir=cache_dir)
+        song = demo_song(settings=settings)
         building = root.with_name(f".{root.name}.{os.getpid()}.tmp")
         shutil.rmtree(building, ignore_errors=True)
         stems = {stem.name: (stem.path if stem.path.suffix == ".mp3" else stem.audio) for stem in song}

@@ -28,11 +28,11 @@ import httpx
 from ..cache import safe_component
 from ..config import Secret
 from ..errors import ProtocolError, UsageError
-from ..http import RetryPolicy, check_url, json_of, retry_after, retrying
-from ..taxonomy import canonical_name, safe_name
-from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
+from ..http import json_of
+from ..taxonomy import TWO_STEMS, canonical_name, safe_name
+from .base import JobStatus, Provider, SourceRef, StemRef, words_of
 
-__all__ = ["ApiframeRequest", "ApiframeClient", "verify_webhook_signature", "WEBHOOK_EVENTS"]
+__all__ = ["ApiframeRequest", "Apiframe", "verify_webhook_signature", "WEBHOOK_EVENTS"]
 
 PROVIDER = "apiframe"
 WEBHOOK_EVENTS = ("progress", "completed", "failed")
@@ -46,6 +46,7 @@ HINTS = {
     409: ("a stems job cannot be the parent of another action: pass the id of the original Suno "
           "generation job as parent_job_id"),
     429: "Apiframe is rate-limiting; wait a little and fetch again",
+    500: "Apiframe failed on its side; fetch again later",
 }
 
 
@@ -81,6 +82,8 @@ class ApiframeRequest:
             raise UsageError("apiframe webhook events need a webhook_url")
         object.__setattr__(self, "webhook_events", events)
 
+    expected_stems = TWO_STEMS  # the documented split: vocals and instrumental
+
     @property
     def cache_key(self) -> str:
         which = f"i{self.index}" if self.index is not None else f"t-{safe_component(self.track_id)}"
@@ -104,20 +107,34 @@ class ApiframeRequest:
                 "index": self.index, "track_id": self.track_id}
 
 
-class ApiframeClient:
-    """Talks to Apiframe v2. One instance per fetch; the httpx client is owned by the caller."""
+class Apiframe(Provider):
+    """Talks to Apiframe v2: the Suno ``stems`` action (vocals and instrumental of one track)."""
 
-    def __init__(self, http: httpx.Client, *, base_url: str, api_key: Secret | None,
-                 policy: RetryPolicy = RetryPolicy()):
-        self.http = http
-        self.base_url = check_url(base_url, what="Apiframe URL")
-        self._key = api_key
-        self.policy = policy
+    name = PROVIDER
+    title = "Apiframe Suno 'stems' action (vocals, instrumental)"
+    request_type = ApiframeRequest
+    urls = {"apiframe_url": "https://api.apiframe.ai"}
+    key_setting = "apiframe_api_key"
+    hints = HINTS
+    docs_url = "https://apiframe.ai/docs"
 
-    def _headers(self) -> dict:
-        if not self._key:
-            raise UsageError("no apiframe API key: pass api_key=... or set APIFRAME_API_KEY (environment or .env)")
-        return {"X-API-Key": self._key.reveal()}
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("parent_job_id", metavar="PARENT_JOB_ID", help="the Apiframe Suno job to split")
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--index", type=int, choices=(1, 2), help="which of the parent's tracks (1 or 2)")
+        which.add_argument("--track-id", help="the id of the parent's track to split")
+        parser.add_argument("--webhook-url", help="https URL Apiframe will POST job events to")
+        parser.add_argument("--webhook-event", action="append", choices=WEBHOOK_EVENTS, dest="webhook_events",
+                            help="an event to send to the webhook (repeatable)")
+
+    @classmethod
+    def arguments(cls, args) -> dict:
+        return {"parent_job_id": args.parent_job_id, "index": args.index, "track_id": args.track_id,
+                "webhook_url": args.webhook_url, "webhook_events": tuple(args.webhook_events or ())}
+
+    def _auth(self, key: str) -> dict:
+        return {"X-API-Key": key}
 
     def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
         if response.status_code >= 400:
@@ -125,35 +142,20 @@ class ApiframeClient:
                 words = words_of(response.json(), "error", "message", "msg")
             except ValueError:
                 words = ""
-            status = response.status_code
-            hint = HINTS.get(status) or ("Apiframe failed on its side; fetch again later" if status >= 500
-                                         else "see https://apiframe.ai/docs")
-            raise provider_error(PROVIDER, status, words, hint=hint, job_id=job_id,
-                                 retry_after=retry_after(response))
+            raise self._error(response.status_code, words, response, job_id)
         return json_of(response, provider=PROVIDER)
 
     def submit(self, request: ApiframeRequest) -> str:
         """Start the split and return Apiframe's job id (retried only on a 429/5xx answer)."""
-        headers = self._headers()
-
-        def attempt():
-            response = self.http.post(f"{self.base_url}/v2/music/suno/action", json=request.body(), headers=headers)
-            job_id = self._read(response).get("jobId")
-            if not isinstance(job_id, str) or not job_id:
-                raise ProtocolError("Apiframe accepted the stems action but sent no jobId", provider=PROVIDER)
-            return job_id
-
-        return retrying(attempt, policy=self.policy, sent_is_safe=False, what="the Apiframe submit")
+        job_id = self._call("POST", "/v2/music/suno/action", json=request.body(), what="the Apiframe submit",
+                            sent_is_safe=False).get("jobId")
+        if not isinstance(job_id, str) or not job_id:
+            raise ProtocolError("Apiframe accepted the stems action but sent no jobId", provider=PROVIDER)
+        return job_id
 
     def job(self, job_id: str) -> dict:
         """``GET /v2/jobs/{id}``, retried with backoff (honouring ``Retry-After``)."""
-        headers = self._headers()
-
-        def attempt():
-            response = self.http.get(f"{self.base_url}/v2/jobs/{job_id}", headers=headers)
-            return self._read(response, job_id=job_id)
-
-        return retrying(attempt, policy=self.policy, sent_is_safe=True, what="the Apiframe poll")
+        return self._call("GET", f"/v2/jobs/{job_id}", job_id=job_id, what="the Apiframe poll", sent_is_safe=True)
 
     def poll(self, job_id: str) -> JobStatus:
         body = self.job(job_id)

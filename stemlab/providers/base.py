@@ -1,14 +1,35 @@
-"""What every provider client returns, and how provider errors become typed exceptions."""
+"""The protocol every stem provider implements, and what its clients return.
+
+A provider is one module with one :class:`Provider` subclass, plus one entry in the registry
+(:data:`stemlab.providers.REGISTRY`). The subclass declares:
+
+* ``name``, and the request it validates (:meth:`Provider.request`, a frozen dataclass with
+  ``cache_key``, ``body()`` and ``describe()``);
+* the settings it needs: ``urls`` (setting name -> default base URL) and ``key_setting`` (the
+  API key's setting name); their environment variables follow :func:`stemlab.config.env_name`;
+* how it talks: :meth:`Provider.submit`, :meth:`Provider.poll` (a :class:`JobStatus`, with the
+  finished stems) and :meth:`Provider.source` (the track the stems were split from);
+* how its command line reads a request (:meth:`Provider.add_arguments`, :meth:`Provider.arguments`).
+
+The shared scaffold (auth headers, one call with retries, typed errors that quote the provider's
+own words) lives here, so a provider module holds only what is its own: URLs, JSON and hints.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, ClassVar, Mapping
 
+import httpx
+
+from ..config import Secret, Settings, env_name
 from ..errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, ProviderError,
-                      ProviderServerError, RateLimitError)
+                      ProviderServerError, RateLimitError, UsageError)
+from ..http import RetryPolicy, check_url, retry_after, retrying
 
-__all__ = ["StemRef", "SourceRef", "JobStatus", "provider_error", "words_of"]
+__all__ = ["Provider", "StemRef", "SourceRef", "JobStatus", "provider_error", "words_of"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,103 @@ class JobStatus:
     stems: tuple[StemRef, ...] = ()
     error: str | None = None
     raw: Mapping = field(default_factory=dict)
+
+
+class Provider:
+    """A stem provider's client. One instance per fetch; the httpx client is owned by the caller.
+
+    Subclasses set the class attributes below and implement :meth:`submit`, :meth:`poll`,
+    :meth:`source` and :meth:`_read`.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]                    # one line for --help and the docs
+    request_type: ClassVar[type]            # a frozen dataclass validated in __post_init__
+    urls: ClassVar[dict[str, str]]          # setting name -> default; the first is the API's base URL
+    key_setting: ClassVar[str]              # e.g. "cqtai_api_key"
+    hints: ClassVar[dict[int, str]] = {}    # HTTP status or body code -> what to do
+    docs_url: ClassVar[str] = ""
+
+    def __init__(self, http: httpx.Client, settings: Settings, *, policy: RetryPolicy = RetryPolicy()):
+        self.http = http
+        self.policy = policy
+        self.settings = settings
+        self.base_url = self.url(next(iter(self.urls)))
+        self._key: Secret | None = settings.option(self.key_setting)
+
+    # -- declarations --------------------------------------------------------------------------
+    @classmethod
+    def request(cls, **arguments: Any):
+        """The validated request for ``arguments``; a :class:`UsageError` (and nothing sent) when wrong."""
+        accepted = [f.name for f in dataclasses.fields(cls.request_type)]
+        extra = [name for name, value in arguments.items() if name not in accepted and value not in (None, False, ())]
+        if extra:
+            raise UsageError(f"{cls.name} does not take {', '.join(extra)}; it takes {', '.join(accepted)}")
+        return cls.request_type(**{name: value for name, value in arguments.items() if name in accepted})
+
+    @classmethod
+    def settings_names(cls) -> tuple[str, ...]:
+        """Every setting this provider reads."""
+        return (*cls.urls, cls.key_setting)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this provider's request arguments to its ``stemlab fetch <name>`` parser."""
+        raise NotImplementedError
+
+    @classmethod
+    def arguments(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """The keyword arguments of :meth:`request` from parsed command-line ``args``."""
+        raise NotImplementedError
+
+    def url(self, setting: str) -> str:
+        """A base URL setting (https, or http on loopback), its default when not set."""
+        return check_url(self.settings.option(setting, self.urls[setting]), what=f"{setting} setting")
+
+    # -- the job -------------------------------------------------------------------------------
+    def submit(self, request) -> str:
+        """Start the split and return the provider's job id (retried only when clearly refused)."""
+        raise NotImplementedError
+
+    def poll(self, job_id: str) -> JobStatus:
+        """One look at the job (retried with backoff on network errors, 429 and 5xx)."""
+        raise NotImplementedError
+
+    def source(self, request) -> SourceRef:
+        """The track that was split."""
+        raise NotImplementedError
+
+    # -- the scaffold --------------------------------------------------------------------------
+    def _auth(self, key: str) -> dict[str, str]:
+        """The credential headers for ``key``."""
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        if not self._key:
+            raise UsageError(f"no {self.name} API key: pass api_key=... or set {env_name(self.key_setting)} "
+                             f"(environment or .env)")
+        return self._auth(self._key.reveal())
+
+    def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
+        """The body of a successful answer, or the typed error for a failed one."""
+        raise NotImplementedError
+
+    def _call(self, method: str, path: str, *, what: str, sent_is_safe: bool, job_id: str | None = None,
+              **kwargs: Any) -> dict:
+        """One API call, read by :meth:`_read`, retried by the rules of :func:`stemlab.http.retrying`."""
+        headers = self._headers()
+
+        def attempt() -> dict:
+            response = self.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+            return self._read(response, job_id=job_id)
+
+        return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what)
+
+    def _error(self, status: int, words: str, response: httpx.Response, job_id: str | None) -> ProviderError:
+        """The typed error for ``status``, with the provider's own ``words`` and this provider's hint."""
+        hint = self.hints.get(status) or (self.hints.get(500) or f"{self.name} failed on its side; fetch again later"
+                                          if status >= 500 else f"see {self.docs_url}")
+        return provider_error(self.name, status, words, hint=hint, job_id=job_id, retry_after=retry_after(response))
 
 
 _ERROR_CLASSES = {401: AuthError, 403: AuthError, 402: CreditsError, 409: ConflictError,

@@ -22,13 +22,12 @@ from typing import Any, Mapping
 import httpx
 
 from ..cache import safe_component
-from ..config import Secret
 from ..errors import ProtocolError, UsageError
-from ..http import RetryPolicy, check_url, json_of, retry_after, retrying
-from ..taxonomy import label_from_title, safe_name
-from .base import JobStatus, SourceRef, StemRef, provider_error, words_of
+from ..http import json_of
+from ..taxonomy import TWELVE_STEMS, TWO_STEMS, label_from_title, safe_name
+from .base import JobStatus, Provider, SourceRef, StemRef, words_of
 
-__all__ = ["CqtaiRequest", "CqtaiClient"]
+__all__ = ["CqtaiRequest", "Cqtai"]
 
 PROVIDER = "cqtai"
 DONE = {"succeeded", "success"}
@@ -58,10 +57,16 @@ class CqtaiRequest:
         if any(c in self.clip_id for c in "/?#\\ ") or len(self.clip_id) > 128:
             raise UsageError(f"{self.clip_id!r} is not a Suno clip id (expected something like "
                              f"05d72140-38f5-4eb4-bdaa-a6e0d1c1167e)")
+        object.__setattr__(self, "two", bool(self.two))
 
     @property
     def task(self) -> str:
         return "gen_stem_two" if self.two else "gen_stem_all"
+
+    @property
+    def expected_stems(self) -> tuple[str, ...]:
+        """The stems the documented split holds."""
+        return TWO_STEMS if self.two else TWELVE_STEMS
 
     @property
     def cache_key(self) -> str:
@@ -75,21 +80,28 @@ class CqtaiRequest:
         return {"provider": PROVIDER, "task": self.task, "clip_id": self.clip_id}
 
 
-class CqtaiClient:
-    """Talks to CQTAI. One instance per fetch; the httpx client is shared and owned by the caller."""
+class Cqtai(Provider):
+    """Talks to CQTAI: ``gen_stem_all`` (12 stems) or ``gen_stem_two`` (2 stems) of a Suno clip."""
 
-    def __init__(self, http: httpx.Client, *, base_url: str, cdn_url: str, api_key: Secret | None,
-                 policy: RetryPolicy = RetryPolicy()):
-        self.http = http
-        self.base_url = check_url(base_url, what="CQTAI URL")
-        self.cdn_url = check_url(cdn_url, what="Suno CDN URL")
-        self._key = api_key
-        self.policy = policy
+    name = PROVIDER
+    title = "CQTAI gen_stem_all (12 stems) or gen_stem_two (2 stems)"
+    request_type = CqtaiRequest
+    urls = {"cqtai_url": "https://api.cqtai.com", "suno_cdn_url": "https://cdn1.suno.ai"}
+    key_setting = "cqtai_api_key"
+    hints = HINTS
+    docs_url = "https://www.cqtai.com/docs/suno (Common Errors)"
 
-    def _headers(self) -> dict:
-        if not self._key:
-            raise UsageError("no cqtai API key: pass api_key=... or set CQTAI_API_KEY (environment or .env)")
-        return {"Authorization": f"Bearer {self._key.reveal()}"}
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("clip_id", metavar="CLIP_ID", help="the Suno clip id to split")
+        parser.add_argument("--two", action="store_true", help="2 stems (gen_stem_two) instead of 12")
+
+    @classmethod
+    def arguments(cls, args) -> dict:
+        return {"clip_id": args.clip_id, "two": args.two}
+
+    def _auth(self, key: str) -> dict:
+        return {"Authorization": f"Bearer {key}"}
 
     def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
         """The body of a successful answer, or the typed error for a failed one (either form)."""
@@ -109,36 +121,20 @@ class CqtaiClient:
             raise self._error(status, words_of(body, "msg", "errorMsg", "error", "message"), response, job_id)
         return body
 
-    @staticmethod
-    def _error(status: int, words: str, response: httpx.Response, job_id: str | None):
-        hint = HINTS.get(status) or (HINTS[500] if status >= 500 else "see https://www.cqtai.com/docs/suno (Common Errors)")
-        return provider_error(PROVIDER, status, words, hint=hint, job_id=job_id, retry_after=retry_after(response))
-
     def submit(self, request: CqtaiRequest) -> str:
         """Start the split and return CQTAI's task id (retried only on a 429/5xx answer)."""
-        headers = self._headers()
-
-        def attempt():
-            response = self.http.post(f"{self.base_url}/api/cqt/generator/suno", json=request.body(),
-                                      headers=headers)
-            data = self._read(response).get("data")
-            if isinstance(data, Mapping):
-                data = data.get("taskId") or data.get("id")
-            if not isinstance(data, str) or not data:
-                raise ProtocolError("CQTAI accepted the task but sent no task id in 'data'", provider=PROVIDER)
-            return data
-
-        return retrying(attempt, policy=self.policy, sent_is_safe=False, what="the CQTAI submit")
+        data = self._call("POST", "/api/cqt/generator/suno", json=request.body(), what="the CQTAI submit",
+                          sent_is_safe=False).get("data")
+        if isinstance(data, Mapping):
+            data = data.get("taskId") or data.get("id")
+        if not isinstance(data, str) or not data:
+            raise ProtocolError("CQTAI accepted the task but sent no task id in 'data'", provider=PROVIDER)
+        return data
 
     def poll(self, job_id: str) -> JobStatus:
         """One look at the task (retried with backoff on network errors, 429 and 5xx)."""
-        headers = self._headers()
-
-        def attempt():
-            response = self.http.get(f"{self.base_url}/api/cqt/info/suno", params={"id": job_id}, headers=headers)
-            return self._read(response, job_id=job_id)
-
-        body = retrying(attempt, policy=self.policy, sent_is_safe=True, what="the CQTAI poll")
+        body = self._call("GET", "/api/cqt/info/suno", params={"id": job_id}, job_id=job_id, what="the CQTAI poll",
+                          sent_is_safe=True)
         data = body.get("data")
         if not isinstance(data, Mapping):
             raise ProtocolError(f"CQTAI's answer for task {job_id} has no 'data' object", provider=PROVIDER,
@@ -179,4 +175,4 @@ class CqtaiClient:
 
     def source(self, request: CqtaiRequest) -> SourceRef:
         """The clip's own audio: ``<STEMLAB_SUNO_CDN_URL>/<clipId>.mp3`` (duration measured later)."""
-        return SourceRef(url=f"{self.cdn_url}/{request.clip_id}.mp3")
+        return SourceRef(url=f"{self.url('suno_cdn_url')}/{request.clip_id}.mp3")

@@ -46,11 +46,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Union
 
-import miniaudio
 import numpy as np
 
+from ..audio import probe
+from ..dsp import sum_tracks
 from ..encode import mp3_bytes as encode_mp3
-from ..errors import ConfigError
+from ..errors import ConfigError, DecodeError
 from ..taxonomy import GROUPS, TWELVE_STEMS, TWO_STEMS
 
 __all__ = ["Song", "Track", "AudioInput", "write_song", "derive_two", "read_song", "read_library",
@@ -132,10 +133,8 @@ class Song:
 
 
 def mp3_duration(path: str | os.PathLike) -> float | None:
-    """True duration of an MP3 in seconds (every frame is scanned), or ``None`` if unreadable.
-
-    Uses ``miniaudio.mp3_get_file_info``, which is right even for VBR files without a Xing
-    header (libsndfile under-counts those). Cached per path, size and modification time.
+    """True duration of an MP3 in seconds (:func:`stemlab.audio.probe`: every frame is counted),
+    or ``None`` if unreadable. Cached per path, size and modification time.
     """
     try:
         stat = os.stat(path)
@@ -147,10 +146,9 @@ def mp3_duration(path: str | os.PathLike) -> float | None:
 @lru_cache(maxsize=4096)
 def _measure(path: str, size: int, mtime_ns: int) -> float | None:
     try:
-        info = miniaudio.mp3_get_file_info(path)
-    except (miniaudio.DecodeError, OSError):
+        return probe(path).duration
+    except DecodeError:
         return None
-    return info.num_frames / info.sample_rate if info.sample_rate else None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -167,21 +165,6 @@ def _store(dest: Path, value: AudioInput, sr: int) -> None:
         shutil.copyfile(value, dest)
 
 
-def _as_stereo(audio: np.ndarray) -> np.ndarray:
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio[None, :] if audio.ndim == 1 else audio
-
-
-def _sum(arrays: list[np.ndarray]) -> np.ndarray:
-    """Sum arrays ``(channels, samples)`` of possibly different lengths (zero-padded)."""
-    arrays = [_as_stereo(a) for a in arrays]
-    channels = max(a.shape[0] for a in arrays)
-    total = np.zeros((channels, max(a.shape[1] for a in arrays)), np.float32)
-    for a in arrays:
-        total[:, : a.shape[1]] += a
-    return total
-
-
 def derive_two(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The 2-stem split implied by a 12-stem split: vocals (+ backing) and everything else.
 
@@ -191,10 +174,11 @@ def derive_two(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     {'vocals': 12.0, 'instrumental': 6.0}
     """
     vocal_names = GROUPS["vocals"]
-    zero = np.zeros_like(_sum(list(stems.values())))
-    vocals = [a for n, a in stems.items() if n in vocal_names]
-    rest = [a for n, a in stems.items() if n not in vocal_names]
-    return {"vocals": _sum([zero, *vocals]), "instrumental": _sum([zero, *rest])}
+    channels = max(np.atleast_2d(a).shape[0] for a in stems.values())
+    length = max(np.atleast_2d(a).shape[-1] for a in stems.values())
+    return {"vocals": sum_tracks([a for n, a in stems.items() if n in vocal_names], channels=channels, length=length),
+            "instrumental": sum_tracks([a for n, a in stems.items() if n not in vocal_names], channels=channels,
+                                       length=length)}
 
 
 def write_song(root: str | os.PathLike, song_id: str, *, stems: Mapping[str, AudioInput],
@@ -225,7 +209,7 @@ def write_song(root: str | os.PathLike, song_id: str, *, stems: Mapping[str, Aud
     if source is None:
         if not all_arrays:
             raise ConfigError("write_song needs source= unless every stem is an array")
-        source = _sum(list(arrays.values()))
+        source = sum_tracks(arrays.values())
     if two is None and all_arrays:
         two = derive_two(arrays)
     jobs = {folder / "source.mp3": source}

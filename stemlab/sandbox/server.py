@@ -41,15 +41,22 @@ from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from ..config import Secret, Settings
+from ..providers import REGISTRY
 from .faults import Fault, Faults
 from .jobs import OUTCOMES, ApiframeApi, Book, CqtaiApi, KeyRing, Options, Reply
 from .library import Song, read_library
 
-__all__ = ["Sandbox", "serve"]
+__all__ = ["Sandbox", "serve", "MOUNTS", "SANDBOX_KEYS"]
 
 log = logging.getLogger("stemlab.sandbox")
 
 _CHUNK = 64 * 1024
+
+#: the keys ``stemlab sandbox`` and the demo accept (not secrets: printed for users to copy)
+SANDBOX_KEYS = {"cqtai": "sk-sandbox", "apiframe": "afk_sandbox"}
+
+#: provider URL setting -> the path prefix that stands for that host here
+MOUNTS = {"cqtai_url": "cqtai", "suno_cdn_url": "suno-cdn", "apiframe_url": "apiframe"}
 
 
 @dataclass
@@ -283,11 +290,13 @@ class Sandbox:
 
         ``stemlab.fetch("cqtai", clip_id=..., settings=sb.settings())`` uses the sandbox; drop
         ``settings=`` to use the real provider. ``overrides`` (``cache_dir=``, ``poll_interval=``...)
-        apply on top; the default poll interval is 0.05 s.
+        apply on top; the default poll interval is 0.05 s. Every URL and key setting of every
+        registered provider is pointed here (:data:`MOUNTS`, :data:`stemlab.providers.REGISTRY`).
         """
-        values = dict(cqtai_url=self.cqtai_url, apiframe_url=self.apiframe_url, suno_cdn_url=self.suno_cdn_url,
-                      cqtai_api_key=self._client_keys["cqtai"], apiframe_api_key=self._client_keys["apiframe"],
-                      poll_interval=0.05)
+        values: dict[str, Any] = {"poll_interval": 0.05}
+        for kind in REGISTRY.values():
+            values.update({setting: f"{self.url}/{MOUNTS[setting]}" for setting in kind.urls})
+            values[kind.key_setting] = self._client_keys[kind.name]
         return Settings.resolve(**{**values, **overrides})
 
     # ------------------------------------------------------------------ life cycle
@@ -340,9 +349,10 @@ class Sandbox:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    cqtai_url = property(lambda self: f"{self.url}/cqtai", doc="Stands for https://api.cqtai.com.")
-    suno_cdn_url = property(lambda self: f"{self.url}/suno-cdn", doc="Stands for https://cdn1.suno.ai.")
-    apiframe_url = property(lambda self: f"{self.url}/apiframe", doc="Stands for https://api.apiframe.ai.")
+    cqtai_url = property(lambda self: f"{self.url}/{MOUNTS['cqtai_url']}", doc="Stands for https://api.cqtai.com.")
+    suno_cdn_url = property(lambda self: f"{self.url}/{MOUNTS['suno_cdn_url']}", doc="Stands for https://cdn1.suno.ai.")
+    apiframe_url = property(lambda self: f"{self.url}/{MOUNTS['apiframe_url']}",
+                            doc="Stands for https://api.apiframe.ai.")
     apiframe_cdn_url = property(lambda self: f"{self.url}/apiframe-cdn",
                                 doc="Stands for https://cdn2.apiframe.ai.")
 

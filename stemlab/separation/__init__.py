@@ -89,8 +89,8 @@ def _arrays(references) -> dict[str, np.ndarray] | None:
     return {name: np.asarray(audio, dtype=np.float32) for name, audio in dict(references).items()}
 
 
-def separate(x, method: str = "hpss", *, sr: int | None = None, references=None, cache_dir: str | None = None,
-             force: bool = False, **params: Any):
+def separate(x, method: str = "hpss", *, sr: int | None = None, references=None,
+             cache_dir: str | os.PathLike | None = None, settings=None, force: bool = False, **params: Any):
     """Separate ``x`` locally with ``method`` and return the stems as a cached StemSet.
 
     Parameters
@@ -102,7 +102,8 @@ def separate(x, method: str = "hpss", *, sr: int | None = None, references=None,
         Needed for an array; resamples a file.
     references : StemSet or mapping, optional
         The true stems, for ``oracle`` (default: the StemSet's own stems).
-    cache_dir : str, optional
+    cache_dir, settings : optional
+        Where the result is cached (default: the environment's settings).
     force : bool
         Compute again even if the cache holds this result.
     **params :
@@ -130,7 +131,7 @@ def separate(x, method: str = "hpss", *, sr: int | None = None, references=None,
     if name == "center" and mix.shape[0] != 2:
         raise UsageError(f"center extraction needs a stereo mix; this one has {mix.shape[0]} channel(s)")
     key = f"local-{name}-{identity[:12]}-{_digest(json.dumps(full, sort_keys=True))[:8]}"
-    cache = Cache(Settings.resolve(cache_dir=cache_dir).cache_dir)
+    cache = Cache(Settings.of(settings, cache_dir=cache_dir).cache_dir)
     with cache.lock(key):
         if force or cache.read_manifest(key) is None:
             cache.clear(key)

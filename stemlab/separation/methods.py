@@ -35,7 +35,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import UsageError
-from .stft import istft, stft
+from ..dsp import is_silent, istft, stft
 
 __all__ = ["hpss", "repet_sim", "center", "nmf", "factorise", "oracle"]
 
@@ -208,7 +208,7 @@ def oracle(mix: np.ndarray, sr: int, *, references: Mapping[str, np.ndarray] | N
     else:
         total = np.maximum(weights.sum(axis=0), 1e-20)
         masks = [(w / total).astype(np.float32) for w in weights]
-    silent = [not np.any(references[name]) for name in names]
+    silent = [is_silent(references[name]) for name in names]
     stems = {}
     for name, m, quiet in zip(names, masks, silent):
         stems[name] = np.zeros_like(mix, dtype=np.float32) if quiet else istft(spec * m, hop=hop, length=mix.shape[1])

@@ -10,8 +10,8 @@ from typing import Mapping
 import numpy as np
 import soundfile as sf
 
-from ..cache import Cache, atomic_write_bytes
-from ..download import sha256_of
+from ..cache import Cache
+from ..files import atomic_write_bytes, sha256_of
 
 __all__ = ["store"]
 

@@ -11,13 +11,13 @@ comparison's numbers for that stem.
 
 from __future__ import annotations
 
-import html
+import html as _html
 
 from ..errors import UsageError
 from .explorer import Explorer
 from .tracks import Track
 
-__all__ = ["CompareView"]
+__all__ = ["CompareView", "plot", "html"]
 
 
 class CompareView:
@@ -82,10 +82,58 @@ class CompareView:
                   f"{self.b_select.value} vs {self.a_select.value}"}
         rows = rows[rows.set.isin(wanted)]
         pivot = rows.pivot_table(index="metric", columns="set", values="value", sort=False, dropna=False)
-        self.table.value = (f"<b>{html.escape(self.stem_select.value)}</b>"
+        self.table.value = (f"<b>{_html.escape(self.stem_select.value)}</b>"
                             + pivot.round(2).to_html(na_rep="silent"))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
+
+
+def plot(comparison, ax=None, *, metric: str | None = None):
+    """Per stem, the spread over 1-second frames of ``metric`` for every set (boxes), or bars
+    for whole-signal metrics. Default: ``sdr`` with a reference, ``agreement_si_sdr`` without.
+    Returns ``comparison`` (artists on ``ax_``, ``figure_``)."""
+    import matplotlib.pyplot as plt
+
+    metric = metric or ("sdr" if comparison.reference else "agreement_si_sdr")
+    if ax is None:
+        width = max(6, 1.3 * len(comparison.groups) * max(1, len(comparison.sets) // 2))
+        _, ax = plt.subplots(figsize=(width, 3.5))
+    table, frames = comparison.table, comparison.frames
+    frames = frames[frames.metric == metric] if frames is not None else None
+    labels = sorted(set(table[table.metric == metric].set), key=str)
+    stems = list(comparison.groups)
+    width = 0.8 / max(1, len(labels))
+    for i, label in enumerate(labels):
+        positions = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(stems))]
+        if frames is not None and len(frames):
+            data = [frames[(frames.set == label) & (frames.stem == s)].value.dropna().to_numpy() for s in stems]
+            keep = [(p, d) for p, d in zip(positions, data) if len(d)]
+            if keep:
+                ax.boxplot([d for _, d in keep], positions=[p for p, _ in keep], widths=width * 0.9,
+                           patch_artist=True, boxprops={"facecolor": f"C{i}", "alpha": 0.6},
+                           medianprops={"color": "k"}, showfliers=False)
+        else:
+            rows = table[(table.metric == metric) & (table.set == label)]
+            values = [rows[rows.stem == s].value.mean() for s in stems]
+            ax.bar(positions, values, width=width * 0.9, color=f"C{i}", alpha=0.8)
+        ax.plot([], [], color=f"C{i}", lw=6, alpha=0.6, label=label)
+    ax.set_xticks(range(len(stems)), stems)
+    ax.set_ylabel(f"{metric} (dB)" if metric != "leakage" else "leakage (0..1)")
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.legend(fontsize=8, ncol=min(4, len(labels)))
+    comparison.ax_, comparison.figure_ = ax, ax.figure
+    return comparison
+
+
+def html(comparison) -> str:
+    """The notebook repr: one stems x sets table per metric."""
+    parts = [f"<b>compare</b>: {len(comparison.sets)} sets, stems {', '.join(comparison.groups)}"
+             + (f", reference {comparison.reference}" if comparison.reference else ", no reference")]
+    for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
+        if (comparison.table.metric == metric).any():
+            parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>"
+                         + comparison.pivot(metric).round(2).to_html(na_rep="silent"))
+    return "<div>" + "".join(parts) + "</div>"

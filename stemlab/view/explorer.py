@@ -25,7 +25,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..analysis.check import recombination
+from ..config import Settings
 from ..errors import UsageError
+from ..fetching import as_set
+from ..stemset import StemSet
 from .rows import compute_rows
 from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
@@ -49,7 +53,7 @@ class Explorer:
 
     Parameters
     ----------
-    stemset : StemSet, optional
+    stemset : StemSet, set folder or set id, optional
     tracks : list of Track, optional
         Rows to show instead of a stem set's (the first may have ``kind="source"``); used by the
         comparison view. Give exactly one of ``stemset`` and ``tracks``.
@@ -68,18 +72,22 @@ class Explorer:
         Resolution of each row's data (the browser scales it to the plot's width).
     db_range : float
         dB shown below the loudest point; one range for every track.
+    cache_dir, settings : optional
+        Where a set named by id or folder is found and its display data is cached.
     """
 
     def __init__(self, stemset=None, *, tracks: list[Track] | None = None, title: str | None = None,
                  view: str = "both", scale: str = "log", channels: str = "mid", t0: float | None = None,
                  t1: float | None = None, residual: bool = False, columns: int = 1000, rows: int = 72,
-                 db_range: float = DB_RANGE):
+                 db_range: float = DB_RANGE, cache_dir: str | os.PathLike | None = None, settings=None):
         import ipywidgets as w
 
         if view not in VIEWS or scale not in SCALES or channels not in ("mid", "stereo"):
             raise UsageError(f"view must be one of {VIEWS}, scale one of {SCALES}, channels 'mid' or 'stereo'")
         if (stemset is None) == (tracks is None):
             raise UsageError("pass a stem set, or tracks=, to the explorer")
+        if stemset is not None and not isinstance(stemset, StemSet):
+            stemset = as_set(stemset, settings=Settings.of(settings, cache_dir=cache_dir), what="explore()")
         self.stemset = stemset
         self.title = title
         self.columns, self.rows, self.db_range = int(columns), int(rows), float(db_range)
@@ -120,7 +128,8 @@ class Explorer:
         if self.stemset is None:
             return self._tracks[False]
         if residual not in self._tracks:
-            self._tracks[residual] = tracks_of(self.stemset, residual=residual)
+            self._tracks[residual] = tracks_of(self.stemset, recombination=recombination(self.stemset)
+                                               if residual else None)
         return self._tracks[residual]
 
     def _show_tracks(self, residual: bool) -> None:
@@ -196,7 +205,7 @@ class Explorer:
 
     def save_html(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_html` to ``path`` and return it."""
-        from ..cache import atomic_write_bytes
+        from ..files import atomic_write_bytes
 
         return atomic_write_bytes(path, self.to_html().encode("utf-8"))
 

@@ -8,13 +8,13 @@ Each signal is encoded to MP3 (not WAV: a tenth of the size in the notebook) and
 
 from __future__ import annotations
 
-import base64
 import html
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import UsageError
+from .html import audio_player
 
 __all__ = ["listen", "Players"]
 
@@ -28,8 +28,7 @@ class Players:
     def _repr_html_(self) -> str:
         cells = "".join(
             f"<div style='display:flex;flex-direction:column;margin-right:14px'><small>{html.escape(label)}</small>"
-            f"<audio controls preload='none' style='height:30px;width:230px' "
-            f"src='data:audio/mpeg;base64,{base64.b64encode(data).decode('ascii')}'></audio></div>"
+            f"{audio_player(data, title=label, style='height:30px;width:230px')}</div>"
             for label, data in self.items)
         return f"<div style='display:flex;flex-wrap:wrap;align-items:flex-end'>{cells}</div>"
 

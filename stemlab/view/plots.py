@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis.check import recombination
 from ..errors import UsageError
 from .spectrogram import (DB_RANGE, SCALES, frequency_ticks, pool, shared_vmax_db, to_display)
 from .tracks import Track, tracks_of
@@ -121,7 +122,7 @@ def plot_stems(stemset, *, view: str = "both", t0: float | None = None, t1: floa
 
     if view not in VIEWS:
         raise UsageError(f"view must be one of {', '.join(VIEWS)}")
-    tracks = tracks_of(stemset, residual=residual)
+    tracks = tracks_of(stemset, recombination=recombination(stemset) if residual else None)
     t0, t1 = _window(tracks[0], t0, t1)
     kinds = ["waveform", "spectrogram"] if view == "both" else [view]
     fig, axes = plt.subplots(len(tracks) * len(kinds), 1, sharex=True, squeeze=False,

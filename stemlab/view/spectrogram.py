@@ -24,7 +24,8 @@ import os
 
 import numpy as np
 
-from ..cache import save_npy
+from ..dsp import fit_channels, stft_chunks, window
+from ..files import read_derived, save_npy
 from ..errors import UsageError
 
 __all__ = ["N_FFT", "HOP", "SCALES", "db_codes", "code_to_db", "cached_db_codes", "pool", "to_display",
@@ -50,23 +51,16 @@ def db_codes(audio: np.ndarray, sr: int, *, n_fft: int = N_FFT, hop: int = HOP, 
     Frames are centred (the signal is padded by ``n_fft // 2``); frame ``k`` is at ``k * hop``
     samples. Computed ``chunk`` frames at a time in preallocated buffers, so memory stays small.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-    import scipy.fft
-
     mono = np.asarray(audio, dtype=np.float32)
-    mono = mono.mean(axis=0, dtype=np.float32) if mono.ndim == 2 else mono
-    frames = sliding_window_view(np.pad(mono, (n_fft // 2, n_fft // 2)), n_fft)[::hop]
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    power_scale = (2.0 / float(window.sum())) ** 2  # a full-scale sine peaks at power 1 (0 dB)
+    mono = fit_channels(mono, 1)[0] if mono.ndim == 2 else mono
+    count = len(mono) // hop + 1  # the frames that start inside the signal
+    power_scale = (2.0 / float(window(n_fft).sum())) ** 2  # a full-scale sine peaks at power 1 (0 dB)
     offset = np.float32((10 * np.log10(power_scale) - DB_FLOOR) / DB_STEP + 0.5)  # + 0.5: round
-    out = np.empty((n_fft // 2 + 1, len(frames)), dtype=np.uint8)
-    windowed = np.empty((chunk, n_fft), dtype=np.float32)
+    out = np.empty((n_fft // 2 + 1, count), dtype=np.uint8)
     power = np.empty((chunk, n_fft // 2 + 1), dtype=np.float32)
     imag = np.empty_like(power)
-    for start in range(0, len(frames), chunk):
-        n = min(chunk, len(frames) - start)
-        np.multiply(frames[start:start + n], window, out=windowed[:n])
-        spectrum = scipy.fft.rfft(windowed[:n], axis=1, overwrite_x=True)
+    for start, spectrum in stft_chunks(mono, n_fft=n_fft, hop=hop, count=count, chunk=chunk):
+        n = len(spectrum)
         p = power[:n]
         np.square(spectrum.real, out=p)
         p += np.square(spectrum.imag, out=imag[:n])
@@ -81,23 +75,13 @@ def db_codes(audio: np.ndarray, sr: int, *, n_fft: int = N_FFT, hop: int = HOP, 
 
 def cached_db_codes(audio: np.ndarray, sr: int, cache_file: str | os.PathLike | None) -> np.ndarray:
     """:func:`db_codes`, kept in ``cache_file`` (``.npy``) and reopened memory-mapped."""
-    if cache_file is not None:
-        try:
-            return np.load(cache_file, mmap_mode="r")
-        except (FileNotFoundError, ValueError, OSError):
-            pass
+    cached = read_derived(cache_file, lambda path: np.load(path, mmap_mode="r"))
+    if cached is not None:
+        return cached
     codes = db_codes(audio, sr)
     if cache_file is not None:
         save_npy(cache_file, codes)
     return codes
-
-
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
 def row_frequencies(scale: str, rows: int, sr: int) -> np.ndarray:
@@ -108,7 +92,9 @@ def row_frequencies(scale: str, rows: int, sr: int) -> np.ndarray:
     if scale == "log":
         return np.geomspace(LOG_FMIN, nyquist, rows + 1)
     if scale == "mel":
-        return _mel_to_hz(np.linspace(0.0, _hz_to_mel(nyquist), rows + 1))
+        import librosa
+
+        return librosa.mel_to_hz(np.linspace(0.0, librosa.hz_to_mel(nyquist, htk=True), rows + 1), htk=True)
     raise UsageError(f"unknown frequency scale {scale!r}: use one of {', '.join(SCALES)}")
 
 

@@ -7,7 +7,7 @@ API the widget uses (``get``, ``set`` firing ``change:<name>``, ``on``, ``off``,
 imports the module from a Blob URL, so the page works from ``file://`` as well as ``http://``.
 
 >>> from stemlab.view.widget import StemView
->>> page = standalone_html(StemView(tracks=[{"name": "mix", "kind": "source"}], duration=1.0))
+>>> page = StemView(tracks=[{"name": "mix", "kind": "source"}], duration=1.0).to_html()
 >>> "https://" in page, 'id="stemlab-data"' in page
 (False, True)
 """
@@ -104,26 +104,18 @@ def _script_json(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def standalone_html(view, *, title: str | None = None) -> str:
-    """The HTML of a page that shows ``view`` and plays its audio with no kernel and no network.
+def standalone_html(*, state: dict, esm: str, css: str, audio: list[bytes], title: str | None = None) -> str:
+    """The HTML of a page that runs the widget module ``esm`` (with ``css``) on a model holding
+    ``state``, and plays ``audio`` (one MP3 per track), with no kernel and no network.
 
-    Parameters
-    ----------
-    view : StemView
-        Its synced traits are embedded (``playing`` reset to False, ``status`` emptied) with the
-        MP3s given to ``view.set_audio``.
-    title : str, optional
-        Shown as the page heading and used as the document title.
+    ``StemView.to_html`` calls it with the view's synced traits and MP3s. ``title`` is shown as
+    the page heading and used as the document title.
     """
-    from .widget import StemView
-
-    state = {name: getattr(view, name) for name in StemView.class_own_traits(sync=True)}
-    state.update(playing=False, status="")
-    payload = {"state": _jsonable(state), "esm": str(view._esm)}
+    payload = {"state": _jsonable(state), "esm": esm}
     audio_tags = "\n".join(
         f'<script type="application/octet-stream" data-stemlab-audio="{i}">'
         f'{base64.b64encode(mp3).decode("ascii")}</script>'
-        for i, mp3 in enumerate(view.audio)
+        for i, mp3 in enumerate(audio)
     )
     heading = f"<h1>{html.escape(title)}</h1>\n" if title else ""
     return f"""<!doctype html>
@@ -134,7 +126,7 @@ def standalone_html(view, *, title: str | None = None) -> str:
 <meta name="generator" content="stemlab">
 <title>{html.escape(title or "stemlab")}</title>
 <style>{_PAGE_CSS}</style>
-<style>{str(view._css)}</style>
+<style>{css}</style>
 </head>
 <body>
 {heading}<div id="stemlab-root"></div>

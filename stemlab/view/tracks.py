@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..analysis.metrics import SILENCE_DB
-from ..cache import save_npz
+from ..files import read_derived, save_npz
 from ..audio import release_pages
+from ..dsp import gram, silent_level
 from .envelope import Envelopes, mid_of, scan
 from .spectrogram import cached_db_codes
 
@@ -48,20 +48,13 @@ class Track:
     @cached_property
     def summary(self) -> dict:
         """The block pyramid, level and thinned copy (cached in ``derived/``; see :meth:`prepare`)."""
-        path = self._file("summary", ".npz")
-        if path is not None and os.path.exists(path):
-            try:
-                with np.load(path) as stored:
-                    return {"blocks": stored["blocks"], "level_dbfs": float(stored["level_dbfs"]),
-                            "thinned": stored["thinned"]}
-            except (ValueError, OSError, KeyError):
-                pass  # damaged: rebuilt below
-        return self._scan()[0]
+        stored = read_derived(self._file("summary", ".npz"), _read_summary)
+        return stored if stored is not None else self._scan()[0]
 
     def _scan(self) -> tuple[dict, np.ndarray]:
         """Build the summary in one pass over the audio (also returns the mid channel), save it."""
         blocks, mid, energy, thinned = scan(self.audio, thin=THIN)
-        level = 10 * np.log10(energy / self.audio.size) if energy > 0 else float("-inf")
+        level = 10 * np.log10(energy / self.audio.size) if energy > 0 else float("-inf")  # dBFS, as dsp.rms_db
         summary = {"blocks": blocks, "level_dbfs": float(level), "thinned": thinned}
         path = self._file("summary", ".npz")
         if path is not None:
@@ -75,7 +68,8 @@ class Track:
 
     @property
     def silent(self) -> bool:
-        return self.level_dbfs < SILENCE_DB
+        """The one silence rule (:func:`stemlab.dsp.silent_level`), on the level measured in the scan."""
+        return silent_level(self.level_dbfs)
 
     @property
     def thinned(self) -> np.ndarray:
@@ -125,6 +119,11 @@ class Track:
         return {"name": self.name, "label": self.name, "kind": self.kind, "silent": self.silent}
 
 
+def _read_summary(path) -> dict:
+    with np.load(path) as stored:
+        return {"blocks": stored["blocks"], "level_dbfs": float(stored["level_dbfs"]), "thinned": stored["thinned"]}
+
+
 def mp3_all(tracks: list["Track"]) -> list[bytes]:
     """Every track's MP3 bytes; tracks with no file behind them are encoded in parallel processes."""
     from ..encode import encode_arrays
@@ -140,15 +139,14 @@ def _stem_track(stem, kind: str) -> Track:
                  encode=stem.mp3_bytes)
 
 
-def tracks_of(stemset, *, residual: bool = False) -> list[Track]:
-    """The source (if any) and then every stem; with ``residual=True``, the source, the stem sum
-    and the recombination residual (source minus the aligned, gained sum) instead of the stems."""
+def tracks_of(stemset, *, recombination=None) -> list[Track]:
+    """The source (if any) and then every stem; given a
+    :class:`~stemlab.analysis.check.Recombination` of the set, the source, the aligned stem sum
+    and the residual (source minus that sum) instead of the stems."""
     tracks = [_stem_track(stemset.source, "source")] if stemset.source is not None else []
-    if not residual:
+    if recombination is None:
         return tracks + [_stem_track(stem, "stem") for stem in stemset]
-    from ..analysis.check import recombination
-
-    parts = recombination(stemset)
+    parts = recombination
     return tracks + [Track("stem sum", "sum", parts.aligned_sum, stemset.sr, label="aligned, gained stem sum"),
                      Track("residual", "residual", parts.residual, stemset.sr, label="source - stem sum")]
 
@@ -162,6 +160,4 @@ def prepare_tracks(tracks: list[Track]) -> None:
 def energy_matrix(tracks: list[Track]) -> list[list[float]]:
     """The ``energy`` trait of :class:`~stemlab.view.widget.StemView` for ``tracks``, estimated on
     every :data:`THIN`-th sample: the power of a weighted sum ``sum_i g_i x_i`` is ``g^T E g``."""
-    from .widget import energy_matrix as gram
-
-    return gram([t.thinned for t in tracks])
+    return gram([t.thinned for t in tracks]).tolist()

@@ -48,6 +48,7 @@ import anywidget
 import numpy as np
 from traitlets import Bool, Bytes, Dict, Float, Int, List, TraitError, Tuple, Unicode, default, observe, validate
 
+from ..dsp import gram
 from .spectrogram import colormap_lut
 
 __all__ = ["StemView", "pack_waves", "energy_matrix", "GAIN_MIN_DB", "GAIN_MAX_DB"]
@@ -291,7 +292,9 @@ class StemView(anywidget.AnyWidget):
         """
         from .standalone import standalone_html
 
-        html = standalone_html(self, title=title)
+        state = {name: getattr(self, name) for name in StemView.class_own_traits(sync=True)}
+        state.update(playing=False, status="")
+        html = standalone_html(state=state, esm=str(self._esm), css=str(self._css), audio=self._audio, title=title)
         if path is not None:
             pathlib.Path(path).write_text(html, encoding="utf-8")
         return html
@@ -336,20 +339,10 @@ def energy_matrix(tracks: Sequence[np.ndarray]) -> list[list[float]]:
     [[2.0, 1.0], [1.0, 0.5]]
     """
     arrays = [np.atleast_2d(np.asarray(t)) for t in tracks]
-    if not arrays:
-        return []
-    channels = max(a.shape[0] for a in arrays)
+    channels = max((a.shape[0] for a in arrays), default=1)
     if any(a.shape[0] not in (1, channels) for a in arrays):
         raise ValueError(f"tracks mix channel counts {[a.shape[0] for a in arrays]}")
-    n_samples = min(a.shape[1] for a in arrays)
-    gram = np.zeros((len(arrays), len(arrays)))
-    step = 1 << 16
-    for start in range(0, n_samples, step):
-        chunk = np.stack([np.broadcast_to(a[:, start:start + step], (channels, min(step, n_samples - start)))
-                          .reshape(-1) for a in arrays]).astype(np.float64)
-        gram += chunk @ chunk.T
-    gram /= max(n_samples, 1)
-    return [[float(v) for v in row] for row in gram]
+    return gram(arrays).tolist()
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -16,10 +16,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .view.rows import compute_rows
-from .view.snapshot import snapshot_png
-from .view.spectrogram import colormap_lut
-from .view.tracks import prepare_tracks, tracks_of
+from ..dsp import is_silent
+from .html import audio_player
+from .rows import compute_rows
+from .snapshot import snapshot_png
+from .spectrogram import colormap_lut
+from .tracks import prepare_tracks, tracks_of
 
 __all__ = ["Section", "section", "render_report"]
 
@@ -97,16 +99,14 @@ def _picture(stemset, *, columns: int = 800) -> str:
 
 
 def _silent(track) -> bool:
-    from .analysis.metrics import is_silent
-
     return is_silent(track.audio)
 
 
 def _encode_players(sections: Sequence[Section]) -> dict[int, bytes]:
     """MP3 bytes of every track that gets a player. Missing MP3s are encoded in parallel processes,
     once per distinct file (the local sets all share the same source, for instance)."""
-    from .download import sha256_of
-    from .encode import encode_files
+    from ..files import sha256_of
+    from ..encode import encode_files
 
     tracks = [t for sec in sections if sec.player_html is None
               for t in [*([sec.stemset.source] if sec.stemset.source else []), *sec.stemset]
@@ -152,8 +152,8 @@ def render_report(title: str, *, sections: Sequence[Section], intro_html: str = 
                 data = encoded[id(track)]
                 key = hashlib.sha256(data).hexdigest()[:16]
                 audio.setdefault(key, data)
-                players.append(f"<div><span>{html.escape(track.name)}</span>"
-                               f"<audio controls preload='none' data-mp3='{key}'></audio></div>")
+                players.append(f"<div><span>{html.escape(track.name)}</span>{audio_player(title=track.name, key=key)}"
+                               f"</div>")
             body.append(f"<div class='players'>{''.join(players)}</div>")
         if sec.check is not None:
             body.append(sec.check._repr_html_())

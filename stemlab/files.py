@@ -1,0 +1,113 @@
+"""Files that are whole or absent: atomic writes, content hashes, and the rule for derived data.
+
+A file is written to a temporary name beside its final path and renamed into place once complete,
+so a crash never leaves a half-written file under a final name. Records (a job id, a manifest)
+are also fsynced first; derived data (decoded arrays, envelopes, spectrograms), which can always
+be rebuilt, is not.
+
+**Derived data** is read with :func:`read_derived`: a missing file is rebuilt, and so is a damaged
+one (it is deleted first), never trusted and never an error.
+
+>>> import tempfile, numpy as np
+>>> path = Path(tempfile.mkdtemp()) / "x.npy"
+>>> read_derived(path, np.load) is None
+True
+>>> _ = save_npy(path, np.arange(3))
+>>> read_derived(path, np.load)
+array([0, 1, 2])
+>>> _ = path.write_bytes(b"garbage")
+>>> read_derived(path, np.load) is None, path.exists()
+(True, False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, TypeVar
+
+__all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_json", "save_npy", "save_npz", "sha256_of",
+           "read_derived"]
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only when the ``with`` block completes.
+
+    ``durable`` also fsyncs before the rename: wanted for records (a job id must survive a
+    crash), not for derived data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, durable=durable) as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """:func:`atomic_write_bytes` of ``obj`` as indented UTF-8 JSON (a record: fsynced)."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def save_npy(path: str | os.PathLike, array) -> Path:
+    """Save ``array`` as ``.npy`` atomically (derived data: no fsync)."""
+    import numpy as np
+
+    with atomic_file(path, durable=False) as f:
+        np.save(f, array)
+    return Path(path)
+
+
+def save_npz(path: str | os.PathLike, **arrays) -> Path:
+    """Save several arrays as ``.npz`` atomically (derived data: no fsync)."""
+    import numpy as np
+
+    with atomic_file(path, durable=False) as f:
+        np.savez(f, **arrays)
+    return Path(path)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_derived(path: str | os.PathLike | None, load: Callable[[Path], T]) -> T | None:
+    """``load(path)``, or None when the derived file is missing or damaged (a damaged one is
+    deleted, so the caller rebuilds it). ``path`` None (nowhere to cache) is missing too."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        return load(path)
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile):
+        path.unlink(missing_ok=True)
+        return None
