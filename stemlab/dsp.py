@@ -86,12 +86,13 @@ def gram(tracks: Iterable[np.ndarray]) -> np.ndarray:
     arrays = [np.atleast_2d(np.asarray(t)) for t in tracks]
     channels = max((a.shape[0] for a in arrays), default=1)
     n = min((a.shape[1] for a in arrays), default=0)
-    fitted = [fit_channels(a[:, :n], channels) for a in arrays]
     out = np.zeros((len(arrays), len(arrays)))
-    for i, a in enumerate(fitted):
-        for j in range(i, len(fitted)):
-            out[i, j] = out[j, i] = inner(a, fitted[j]) / max(n, 1)
-    return out
+    step = 1 << 15
+    for start in range(0, n, step):  # float64 chunks, one matrix product each
+        stop = min(n, start + step)
+        chunk = np.stack([fit_channels(a[:, start:stop], channels).reshape(-1) for a in arrays]).astype(np.float64)
+        out += chunk @ chunk.T
+    return out / max(n, 1)
 
 
 # ------------------------------------------------------------------------- channels and sums

@@ -79,17 +79,22 @@ def sandbox_env(sandbox, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    """``stemlab demo`` run once per test session: ``(printed text, report path, cache folder)``."""
-    import io
+    """``stemlab --cache-dir DIR demo`` run once per test session, in a fresh process whose HOME is
+    an empty folder: ``(printed text, report path, cache folder, home folder)``."""
+    import os
+    import subprocess
+    import sys
 
-    from stemlab.demo.run import run_demo
-
-    cache = tmp_path_factory.mktemp("demo-cache")
-    out = io.StringIO()
-    code = run_demo(cache_dir=str(cache), progress=False, out=out)
-    assert code == 0, out.getvalue()
-    text = out.getvalue()
-    return text, Path(text.split("report: ")[1].split("  (")[0]), cache
+    root = tmp_path_factory.mktemp("demo")
+    cache, home = root / "cache", root / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEMLAB_", "XDG_"))}
+    env.update(HOME=str(home), MPLCONFIGDIR=str(root / "matplotlib"))  # matplotlib's own font cache
+    done = subprocess.run([sys.executable, "-m", "stemlab", "--cache-dir", str(cache), "demo", "--quiet"], env=env,
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = done.stdout
+    return text, Path(text.split("report: ")[1].split("  (")[0]), cache, home
 
 
 @pytest.fixture(scope="session")

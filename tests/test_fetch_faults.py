@@ -2,6 +2,8 @@
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -9,7 +11,6 @@ import time
 
 import pytest
 
-import stemlab.fetching as fetch_module
 from conftest import APIFRAME_KEY, CLIP_ID, SONG
 from stemlab.errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, DownloadError,
                             JobFailedError, JobTimeoutError, ProviderServerError, RateLimitError,
@@ -125,21 +126,25 @@ def test_a_submit_without_an_answer_is_never_repeated(sandbox, settings):
     assert len(cqtai(settings, force=True)) == 12
 
 
-def test_ctrl_c_while_polling_resumes_the_same_job(sandbox, settings, monkeypatch):
+def test_ctrl_c_while_polling_resumes_the_same_job(sandbox, settings):
+    """A real SIGINT arrives while a poll is in flight (the sandbox holds that answer back)."""
     sandbox.polls_to_complete = 4
-    job = fetch_module._Job
+    held = sandbox.faults.add("cqtai.poll", "delay", seconds=5)
 
-    class Interrupted(job):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.sleep = lambda seconds: (_ for _ in ()).throw(KeyboardInterrupt())
+    def interrupt_when_the_poll_is_held():
+        deadline = time.monotonic() + 20
+        while held.remaining and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the client is now waiting for the held answer
+        os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(fetch_module, "_Job", Interrupted)
+    threading.Thread(target=interrupt_when_the_poll_is_held, daemon=True).start()
+    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         cqtai(settings)
+    assert time.monotonic() - started < 4  # interrupted, not answered
     record = json.loads((settings.cache_dir / "sets" / f"cqtai-12-{CLIP_ID}" / "job.json").read_text())
     assert record["state"] == "submitted" and record["job_id"] == _accepted(sandbox)[0]["job_id"]
-    monkeypatch.setattr(fetch_module, "_Job", job)
     assert len(cqtai(settings)) == 12
     assert len(sandbox.submits) == 1
 

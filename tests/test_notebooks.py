@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom, offline, with no key; the repo's copies carry no outputs."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -46,5 +47,7 @@ def test_committed_notebooks_carry_no_outputs(path):
         assert cell.get("execution_count") is None, f"{path.name}: strip the execution counts"
 
 
-def test_there_are_notebooks():
-    assert any(p.name == "01_explore_stems.ipynb" for p in NOTEBOOKS)
+def test_the_readme_lists_exactly_the_notebooks_there_are():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = set(re.findall(r"`notebooks/([^`]+\.ipynb)`", readme))
+    assert listed == {p.name for p in NOTEBOOKS} and listed

@@ -11,6 +11,7 @@ and trimmed to a common length; the alignment applied is reported. Metrics:
 
 ==================  =========================================================================
 ``si_sdr``          scale-invariant SDR against the reference, dB
+``si_sdr_improvement`` ``si_sdr`` minus the same for the reference's mix used as the estimate, dB
 ``sdr``             BSSEval v4 SDR (museval), median over 1 s frames, dB; ``sir``, ``sar`` too
 ``sdr_improvement`` ``sdr`` minus the same for the reference's mix used as the estimate, dB
 ``loudness_db``     the stem's RMS level in dBFS (``silent`` below -60 dBFS)
@@ -38,60 +39,20 @@ from ..errors import UsageError
 from ..fetching import as_set
 from ..rendering import Rendered
 from ..taxonomy import common_groups, stems_in_group
-from ..dsp import estimate_lag, fit_channels, is_silent, rms_db, shift, sum_tracks
+from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, sum_tracks
 from .metrics import evaluate, si_sdr
 
-__all__ = ["group_audio", "TruthScorer", "against_truth", "compare", "Comparison", "METRICS"]
+__all__ = ["group_audio", "compare", "Comparison", "METRICS"]
 
-METRICS = ("si_sdr", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr", "loudness_db", "leakage")
+METRICS = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr",
+           "loudness_db", "leakage")
+SCORES = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr")
 MAX_RESAMPLE_RATIO = 8.0  # rates further apart than this are refused, not silently resampled
 
 
 def group_audio(stemset, group: frozenset[str], *, length: int | None = None) -> np.ndarray:
     """The sum of ``stemset``'s stems that make up ``group`` (float32, ``(channels, length)``)."""
     return sum_tracks((stemset[name].audio for name in stems_in_group(stemset.names, group)), length=length)
-
-
-class TruthScorer:
-    """Scores stem sets against the true stems of a song; group sums and the mixture's own
-    scores are computed once and reused for every set scored.
-
-    >>> scorer = TruthScorer(stemlab.demo_song())                        # doctest: +SKIP
-    >>> scorer.score(stemlab.separate(stemlab.demo_song(), method="nmf"))  # doctest: +SKIP
-    """
-
-    def __init__(self, truth):
-        self.truth = truth
-        self.length = truth.source.audio.shape[1]
-        self._references: dict[frozenset[str], tuple[np.ndarray, float, bool]] = {}
-
-    def _reference(self, group: frozenset[str]) -> tuple[np.ndarray, float, bool]:
-        if group not in self._references:
-            reference = group_audio(self.truth, group, length=self.length)
-            mixture = np.asarray(self.truth.source.audio, dtype=np.float32)
-            self._references[group] = (reference, si_sdr(reference, mixture), bool(is_silent(reference)))
-        return self._references[group]
-
-    def score(self, estimate) -> list[dict]:
-        """SI-SDR of every stem group ``estimate`` shares with the true stems, and its improvement
-        over the mixture (the truth's source) used as the estimate.
-
-        Rows ``{"stem", "si_sdr", "si_sdr_mixture", "si_sdr_improvement", "reference_silent"}``; a
-        silent true group gets NaN scores and ``reference_silent=True``.
-        """
-        rows = []
-        for name, group in common_groups(self.truth.names, estimate.names).items():
-            reference, baseline, silent = self._reference(group)
-            guess = _fit(group_audio(estimate, group, length=self.length), reference.shape[0])
-            score = si_sdr(reference, guess)
-            rows.append({"stem": name, "si_sdr": score, "si_sdr_mixture": baseline,
-                         "si_sdr_improvement": score - baseline, "reference_silent": silent})
-        return rows
-
-
-def against_truth(truth, estimate) -> list[dict]:
-    """:meth:`TruthScorer.score` of one set (see there)."""
-    return TruthScorer(truth).score(estimate)
 
 
 # ------------------------------------------------------------------------------------ compare
@@ -125,6 +86,19 @@ class Comparison(Rendered):
         """A stems x sets table of one metric."""
         rows = self.table[self.table.metric == metric]
         return rows.pivot_table(index="stem", columns="set", values="value", sort=False, dropna=False)
+
+    def scores(self):
+        """One row per (set, stem), one column per metric, and ``silent``: the table made wide.
+
+        >>> stemlab.compare(estimate, reference=truth, bss=False).scores()     # doctest: +SKIP
+                set    stem  si_sdr  si_sdr_improvement  loudness_db  leakage  silent
+        """
+        wide = self.table.pivot_table(index=["set", "stem"], columns="metric", values="value", sort=False,
+                                      dropna=False)
+        silent = self.table.groupby(["set", "stem"], sort=False).silent.any()
+        wide = wide[[m for m in METRICS if m in wide.columns]].assign(silent=silent).reset_index()
+        wide.columns.name = None
+        return wide
 
     def to_dict(self) -> dict:
         """The CLI's ``--json`` object (NaN as None)."""
@@ -255,27 +229,30 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
 
     for i, label in enumerate(labels):
         parts = audio[i]
-        for g, a in parts.items():
+        for g, share in zip(parts, _leakage(list(parts.values()))):
+            a = parts[g]
             add(label, g, "loudness_db", max(rms_db(a), -200.0), is_silent(a))
-            others = [b for h, b in parts.items() if h != g]
-            add(label, g, "leakage", max((_explained(a, b) for b in others), default=0.0), is_silent(a))
+            add(label, g, "leakage", share, is_silent(a))
     if truth is not None:
         reference_parts = audio[anchor]
         mixture = shift(_fit(np.asarray(truth.source.audio, dtype=np.float32), channels), 0, length) \
             if truth.source is not None else sum(reference_parts.values())
+        baseline = {g: si_sdr(ref, mixture) for g, ref in reference_parts.items()}  # the mix as the estimate
         for i, label in enumerate(labels):
+            for g, ref in reference_parts.items():
+                score, silent = si_sdr(ref, audio[i][g]), is_silent(ref) or is_silent(audio[i][g])
+                add(label, g, "si_sdr_improvement", score - baseline[g], silent)
+                if not bss:
+                    add(label, g, "si_sdr", score, silent)
             if bss:
-                result = evaluate(reference_parts, audio[i], mixture=mixture, sr=sr, window_seconds=window_s,
-                                  hop_seconds=window_s)
+                result = evaluate(reference_parts, audio[i], mixture=mixture, sr=sr, window_s=window_s,
+                                  hop_s=window_s)
                 for stem in result.stems:
                     silent = stem.reference_silent or stem.estimate_silent
                     for metric in ("si_sdr", "sdr", "sir", "sar", "sdr_improvement"):
                         add(label, stem.name, metric, getattr(stem, metric), silent)
                     for t, value in zip(stem.frames.start, stem.frames.sdr):
                         frames.append({"set": label, "stem": stem.name, "metric": "sdr", "time": t, "value": value})
-            else:
-                for g, ref in reference_parts.items():
-                    add(label, g, "si_sdr", si_sdr(ref, audio[i][g]), is_silent(ref) or is_silent(audio[i][g]))
             for g, ref in reference_parts.items():
                 for k, value in enumerate(_frame_si_sdr(ref, audio[i][g], window)):
                     frames.append({"set": label, "stem": g, "metric": "si_sdr", "time": k * window_s, "value": value})
@@ -298,8 +275,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
                           "recombines": None if report is None else report.ok,
                           "residual_db": None if report is None else round(report.residual_db, 2)})
     table = pd.DataFrame(rows, columns=["set", "stem", "metric", "value", "silent"])
-    table.loc[table.silent & table.metric.isin(["si_sdr", "sdr", "sir", "sar", "sdr_improvement",
-                                                "agreement_si_sdr"]) & ~np.isfinite(table.value), "value"] = np.nan
+    table.loc[table.silent & table.metric.isin(SCORES) & ~np.isfinite(table.value), "value"] = np.nan
     return Comparison(table=table, sets=described, alignment=alignment,
                       groups={g: sorted(m) for g, m in groups.items()}, reference=truth.label if truth else None,
                       sr=sr, frames=pd.DataFrame(frames, columns=["set", "stem", "metric", "time", "value"]),
@@ -307,8 +283,12 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
                              **({"reference": audio[anchor]} if truth is not None else {})})
 
 
-def _explained(a: np.ndarray, b: np.ndarray) -> float:
-    """The share of ``a``'s energy a scaled copy of ``b`` explains: the squared correlation."""
-    a64, b64 = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    denominator = float(a64 @ a64) * float(b64 @ b64)
-    return float((a64 @ b64) ** 2 / denominator) if denominator > 0 else 0.0
+def _leakage(parts: list[np.ndarray]) -> list[float]:
+    """For each part, the largest share of its energy a scaled copy of another part explains: the
+    largest squared correlation ``<a, b>^2 / (|a|^2 |b|^2)`` (0 when either is all zeros)."""
+    products = gram(parts)
+    energy = np.diag(products)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = np.where(np.outer(energy, energy) > 0, products ** 2 / np.outer(energy, energy), 0.0)
+    np.fill_diagonal(shares, 0.0)
+    return [float(row.max(initial=0.0)) for row in shares]

@@ -517,8 +517,8 @@ def _names(names: list[str]) -> str:
 
 
 def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], *,
-             mixture: np.ndarray | None = None, sr: int = 44100, window_seconds: float = 1.0,
-             hop_seconds: float = 1.0, framewise: bool = True, filters_len: int = 512,
+             mixture: np.ndarray | None = None, sr: int = 44100, window_s: float = 1.0,
+             hop_s: float = 1.0, framewise: bool = True, filters_len: int = 512,
              silence_db: float = SILENCE_DB) -> Evaluation:
     """Score estimated stems against reference stems: SI-SDR, SDR, ISR, SIR, SAR, SDR improvement.
 
@@ -530,8 +530,8 @@ def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
     mixture : np.ndarray, optional
         The mix the estimates were separated from; gives ``sdr_improvement``.
     sr : int
-        Sample rate, to turn ``window_seconds`` and ``hop_seconds`` into samples.
-    window_seconds, hop_seconds : float
+        Sample rate, to turn ``window_s`` and ``hop_s`` into samples.
+    window_s, hop_s : float
         Frames for BSSEval; SiSEC and museval.evaluate use 1 s and 1 s.
     framewise : bool
         If True (default), report medians over frames like SiSEC; if False, whole-signal values
@@ -555,10 +555,10 @@ def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
     ('fx', nan, True, True)
     """
     validate(references, estimates, mixture=mixture)
-    if sr <= 0 or window_seconds <= 0 or hop_seconds <= 0:
-        raise UsageError(f"sr={sr}, window_seconds={window_seconds}, hop_seconds={hop_seconds}: pass positive values")
+    if sr <= 0 or window_s <= 0 or hop_s <= 0:
+        raise UsageError(f"sr={sr}, window_s={window_s}, hop_s={hop_s}: pass positive values")
     names = list(references)
-    window, hop = max(1, round(window_seconds * sr)), max(1, round(hop_seconds * sr))
+    window, hop = max(1, round(window_s * sr)), max(1, round(hop_s * sr))
     stacked_refs = np.stack([_channels_first(references[name]) for name in names])
     stacked_ests = np.stack([_channels_first(estimates[name]) for name in names])
     result = bss_eval(stacked_refs, stacked_ests, window=window, hop=hop, filters_len=filters_len,

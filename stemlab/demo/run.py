@@ -39,7 +39,7 @@ def _fetched(sb, settings):
 
 
 def _summary(scores: list[dict]) -> str:
-    parts = [f"{r['stem']} {_db(r['si_sdr_improvement'], r['si_sdr'])}" for r in scores if not r["reference_silent"]]
+    parts = [f"{r['stem']} {_db(r['si_sdr_improvement'], r['si_sdr'])}" for r in scores if not r["silent"]]
     return ", ".join(parts)
 
 
@@ -54,7 +54,7 @@ def run_demo(*, cache_dir: str | None = None, settings=None, open_report: bool =
     from tqdm.auto import tqdm
 
     from ..analysis.check import check
-    from ..analysis.compare import TruthScorer
+    from ..analysis.compare import compare
     from ..cache import Cache
     from ..files import atomic_write_bytes
     from ..config import Settings
@@ -77,13 +77,13 @@ def run_demo(*, cache_dir: str | None = None, settings=None, open_report: bool =
             stemset = make()
             seconds = time.perf_counter() - t0
             report = check(stemset)
-            scores = scorer.score(stemset) if scored else []
+            scores = (compare(stemset, reference=truth, bss=False, settings=settings).scores().to_dict("records")
+                      if scored else [])
             rows.append((label, stemset, seconds, report, scores))
             sections.append(section(label, stemset, report, description=description, scores=scores))
             bar.update()
 
         truth = demo_song(settings=settings)
-        scorer = TruthScorer(truth)
         bar.update()
         for method in LOCAL_METHODS:
             step(f"local {method}", lambda m=method: separate(truth, method=m, settings=settings),

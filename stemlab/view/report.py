@@ -77,8 +77,8 @@ def _scores_table(sections: Sequence[Section]) -> str:
     for sec in sections:
         for row in sec.scores:
             improvement = row["si_sdr_improvement"]
-            cls = "muted" if row["reference_silent"] else ("good" if improvement > 0 else "bad")
-            note = ("silent in the truth" if row["reference_silent"] else
+            cls = "muted" if row["silent"] else ("good" if improvement > 0 else "bad")
+            note = ("silent" if row["silent"] else
                     "identical to the truth (the sandbox served the true stems)" if row["si_sdr"] > 100 else "")
             rows.append(f"<tr><td>{html.escape(sec.title)}</td><td>{html.escape(row['stem'])}</td>"
                         f"<td>{_fmt(row['si_sdr'])}</td><td class='{cls}'>{_fmt(improvement)}</td>"

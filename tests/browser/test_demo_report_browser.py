@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def test_report_works_offline_with_players_and_plots(demo_run):
-    _, report, _ = demo_run
+    _, report, _, _ = demo_run
     ARTIFACTS.mkdir(exist_ok=True)
     refused = []
     with sync_playwright() as p:
