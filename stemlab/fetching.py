@@ -21,7 +21,7 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,7 @@ from .providers.base import JobStatus
 from .stemset import AUDIO_EXTENSIONS, StemSet
 
 __all__ = ["fetch", "open_set", "as_set", "build_request"]
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -94,7 +95,9 @@ def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, 
     chosen = provider(provider_name)
     overrides = {name: value for name, value in arguments.items() if _is_setting(name)}
     request = chosen.request(**{name: value for name, value in arguments.items() if name not in overrides})
-    settings = Settings.of(settings, cache_dir=cache_dir, **{**overrides, **({chosen.key_setting: api_key} if api_key else {})})
+    if api_key:
+        overrides[chosen.key_setting] = api_key
+    settings = Settings.of(settings, cache_dir=cache_dir, **overrides)
     cache = Cache(settings.cache_dir)
     with cache.lock(request.cache_key):
         if not force and cache.read_manifest(request.cache_key) is not None:
