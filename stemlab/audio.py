@@ -1,13 +1,17 @@
 """Decode audio files to float32 ``(channels, samples)`` arrays, at full length, and cache them.
 
-Files are decoded by libsndfile (soundfile) in a single read call. Two libsndfile 1.2.2 MP3
-pitfalls shape this module (both measured here):
+Files are decoded by libsndfile (soundfile) in a single read call. MP3s need care (all measured
+here, see :mod:`stemlab.mp3`):
 
-* a VBR MP3 without a Xing/Info frame is silently truncated (libsndfile guesses its length from
-  the first frame's bitrate). Every MP3's frames are therefore counted by a scan (miniaudio), and
-  a file libsndfile under-counts is decoded by miniaudio instead, at full length;
-* an MP3 read in several calls comes back with wrong samples around some block boundaries (up to
-  0.33 off with 65536-frame blocks), so MP3s are never read block-wise through libsndfile.
+* **Length** comes from counting the MP3's frames (a miniaudio scan), never from libsndfile's
+  estimate: libsndfile silently truncates a VBR MP3 without a Xing/Info frame (it guesses the
+  length from the first frame's bitrate), and pads a tag-less CBR file with zeros. A file that
+  libsndfile under-counts is decoded by miniaudio instead, at full length.
+* **Start**: with a LAME gapless tag the decoders trim the encoder and decoder delay; without one
+  the audio starts 1,105 samples late in every decoder, and stemlab trims those samples
+  (:data:`stemlab.mp3.STANDARD_DELAY`). :attr:`AudioInfo.gapless` says which was done.
+* An MP3 read in several calls through libsndfile comes back with wrong samples around some
+  block boundaries (up to 0.33 off with 65536-frame blocks), so MP3s are read in one call.
 
 >>> import numpy as np, soundfile as sf, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
@@ -20,35 +24,50 @@ pitfalls shape this module (both measured here):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
+from . import mp3
 from .errors import DecodeError, UsageError
 from .files import atomic_file, read_derived
 
 __all__ = ["AudioInfo", "probe", "decode", "load_audio", "decode_cached", "Scratch", "release_pages", "MP3_FRAME"]
 
-MP3_FRAME = 1152  # samples per MPEG-1 Layer III frame
+MP3_FRAME = mp3.FRAME
 BLOCK = 1 << 16   # frames decoded per block
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What a file holds: sample rate, channels, frames (true length), format."""
+    """What a file holds: sample rate, channels, frames (its true length, after ``skip``), format.
+
+    ``decoder`` is ``"libsndfile"``, or ``"miniaudio"`` for MP3s libsndfile would truncate.
+    ``skip`` samples are dropped from the start of what the decoder returns (an MP3's delay when
+    it carries no gapless tag), and ``gapless`` says how an MP3's delay was handled: ``"tag"``
+    (the decoder trimmed it, as the file's LAME tag says), ``"standard-delay"`` (stemlab trimmed
+    1,105 samples) or ``""`` (not an MP3).
+    """
 
     sr: int
     channels: int
     frames: int
     format: str
-    decoder: str = "libsndfile"  # or "miniaudio", for MP3s libsndfile would truncate
+    decoder: str = "libsndfile"
+    skip: int = 0
+    gapless: str = ""
 
     @property
     def duration(self) -> float:
         return self.frames / self.sr
+
+    def describe(self) -> dict:
+        """The facts a manifest or report records about how the file was decoded."""
+        facts = {"sr": self.sr, "channels": self.channels, "frames": self.frames, "decoder": self.decoder}
+        return {**facts, "gapless": self.gapless, "skip": self.skip} if self.gapless else facts
 
 
 def _is_mp3(path: Path) -> bool:
@@ -81,13 +100,21 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
     if scan.num_frames <= 0 or scan.sample_rate <= 0:
         raise DecodeError(f"cannot decode {path.name}: it holds no MP3 audio frames")
+    tagged = mp3.gapless(path).tag == "lame"
+    skip = 0 if tagged else min(mp3.STANDARD_DELAY, int(scan.num_frames) - 1)
     trusted = header is not None and header.frames >= scan.num_frames - 2 * MP3_FRAME
-    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), int(header.frames if trusted else scan.num_frames),
-                     "MP3", "libsndfile" if trusted else "miniaudio")
+    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), int(scan.num_frames) - skip, "MP3",
+                     "libsndfile" if trusted else "miniaudio", skip, "tag" if tagged else "standard-delay")
 
 
 def _read_into(path: Path, info: AudioInfo, frames: np.ndarray) -> None:
-    """Fill ``frames`` (``(info.frames, channels)``, C-contiguous float32) with the whole file."""
+    """Fill ``frames`` (``(info.frames, channels)``, C-contiguous float32) with the whole file,
+    ``info.skip`` samples dropped from its start."""
+    if info.skip:  # decode the whole stream into a buffer, keep what follows the delay
+        whole = np.empty((info.frames + info.skip, info.channels), dtype=np.float32)
+        _read_into(path, replace(info, frames=info.frames + info.skip, skip=0), whole)
+        frames[:] = whole[info.skip:]
+        return
     if info.decoder == "miniaudio":
         import miniaudio
 

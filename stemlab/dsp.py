@@ -16,14 +16,19 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["SILENCE_DB", "inner", "rms_db", "silent_level", "quiet", "is_silent", "gram", "fit_channels", "sum_tracks", "shift",
+__all__ = ["SILENCE_BELOW_MIX_DB", "SILENCE_FLOOR_DB", "silence_threshold", "inner", "rms_db", "silent_level", "quiet", "is_silent", "gram", "fit_channels", "sum_tracks", "shift",
            "estimate_lag", "window", "stft_chunks", "stft", "istft"]
 
-#: A signal whose RMS over all its samples and channels is below this many dB relative to full
-#: scale (a full-scale DC level) is silent. A mastered mix sits around -20 to -8 dB; a stem 40 dB
-#: or more below it is inaudible in the mix; dither, MP3 residue and the bleed a separator leaves
-#: in an "empty" stem sit lower.
-SILENCE_DB = -60.0
+#: Silence is relative to the mix: a signal whose RMS level (over all its samples and channels) is
+#: more than this many dB below the mix's is silent. A stem 40 dB below the mix is inaudible in it;
+#: dither, MP3 residue and the bleed a separator leaves in an "empty" stem sit lower still. Scaling
+#: a whole set up or down changes nothing.
+SILENCE_BELOW_MIX_DB = 60.0
+
+#: The backstop: below this RMS level (dB relative to full scale) a signal is silent whatever the
+#: mix, and it is the whole rule when there is no mix to measure against. 16-bit dither sits near
+#: -101 dBFS.
+SILENCE_FLOOR_DB = -100.0
 
 
 # ----------------------------------------------------------------------------- energy, silence
@@ -55,20 +60,35 @@ def rms_db(x: np.ndarray) -> float:
     return float(10 * np.log10(power)) if power > 0 else float("-inf")
 
 
-def silent_level(level: float, threshold_db: float = SILENCE_DB) -> bool:
+def silence_threshold(mix: np.ndarray | float | None = None) -> float:
+    """The level (dBFS) below which a signal is silent, for a set whose mix is ``mix`` (its audio,
+    or its RMS level in dBFS): :data:`SILENCE_BELOW_MIX_DB` below the mix, and never below the
+    backstop :data:`SILENCE_FLOOR_DB`, which is the whole rule when there is no mix.
+
+    >>> silence_threshold(-20.0), silence_threshold(-70.0), silence_threshold()
+    (-80.0, -100.0, -100.0)
+    """
+    if mix is None:
+        return SILENCE_FLOOR_DB
+    level = float(mix) if np.ndim(mix) == 0 else rms_db(mix)
+    return max(level - SILENCE_BELOW_MIX_DB, SILENCE_FLOOR_DB) if np.isfinite(level) else SILENCE_FLOOR_DB
+
+
+def silent_level(level: float, threshold_db: float = SILENCE_FLOOR_DB) -> bool:
     """The silence rule, on an RMS level in dBFS: below ``threshold_db`` (``-inf`` is silent)."""
     return not level >= threshold_db
 
 
-def quiet(energy: float, size: int, threshold_db: float = SILENCE_DB) -> bool:
+def quiet(energy: float, size: int, threshold_db: float = SILENCE_FLOOR_DB) -> bool:
     """:func:`is_silent` from an already computed energy (sum of squares) of ``size`` values."""
     return bool(energy <= 0 or size == 0 or silent_level(10 * np.log10(energy / size), threshold_db))
 
 
-def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_DB) -> bool:
-    """Whether the RMS of ``x`` (all samples and channels) is below ``threshold_db`` dBFS.
+def is_silent(x: np.ndarray, *, threshold_db: float = SILENCE_FLOOR_DB) -> bool:
+    """Whether the RMS of ``x`` (all samples and channels) is below ``threshold_db`` dBFS (pass
+    :func:`silence_threshold` of the set's mix; the default is the backstop alone).
 
-    >>> is_silent(np.full((2, 10), 1e-4)), is_silent(np.full((2, 10), 1e-2))   # -80 and -40 dBFS
+    >>> is_silent(np.full((2, 10), 1e-4), threshold_db=-60), is_silent(np.full((2, 10), 1e-4))   # -80 dBFS
     (True, False)
     """
     x = np.asarray(x)
@@ -151,28 +171,33 @@ def shift(audio: np.ndarray, lag: int, length: int) -> np.ndarray:
     return out
 
 
-def estimate_lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, excerpt: int) -> int:
+def estimate_lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, excerpt: int,
+                 center: int | None = None) -> int:
     """The shift (samples) that best aligns ``signal`` to ``reference`` (positive: ``signal`` is late).
 
-    Cross-correlates mono mixdowns over an ``excerpt``-sample window from the middle, via FFT,
-    and searches lags in ``[-max_lag, max_lag]``.
+    Cross-correlates mono mixdowns of an ``excerpt``-sample window of ``reference`` (centred on
+    sample ``center``, default the middle) with ``signal`` around it, via FFT, and takes the
+    largest *absolute* correlation in ``[-max_lag, max_lag]``: a signal of inverted polarity is
+    still found at its true lag (the sign of the correlation is its polarity). Of correlation
+    peaks within 2% of the largest (a repeating loop), the one nearest 0 wins.
 
     >>> x = np.random.default_rng(0).standard_normal((1, 20000)).astype(np.float32)
     >>> estimate_lag(x, np.roll(x, 37, axis=1), max_lag=100, excerpt=8000)
     37
+    >>> estimate_lag(x, -np.roll(x, -5, axis=1), max_lag=100, excerpt=8000)
+    -5
     """
     import scipy.fft
 
-    ref = np.asarray(reference, dtype=np.float64).mean(axis=0)
-    sig = np.asarray(signal, dtype=np.float64).mean(axis=0)
-    n = min(len(ref), len(sig))
+    n = min(np.shape(reference)[-1], np.shape(signal)[-1])
     if n == 0:
         return 0
-    start = max(0, (n - excerpt) // 2)
+    center = n // 2 if center is None else int(center)
+    start = int(np.clip(center - excerpt // 2, 0, max(0, n - excerpt)))
     stop = min(n, start + excerpt)
-    a = ref[start:stop]
-    lo, hi = max(0, start - max_lag), min(len(sig), stop + max_lag)
-    b = sig[lo:hi]
+    lo, hi = max(0, start - max_lag), min(np.shape(signal)[-1], stop + max_lag)
+    a = np.atleast_2d(reference)[:, start:stop].mean(axis=0, dtype=np.float64)
+    b = np.atleast_2d(signal)[:, lo:hi].mean(axis=0, dtype=np.float64)
     if not np.any(a) or not np.any(b):
         return 0
     size = scipy.fft.next_fast_len(len(a) + len(b), real=True)
@@ -181,8 +206,12 @@ def estimate_lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, exc
     lags = np.arange(-max_lag, max_lag + 1)
     index = (lags + start - lo) % size
     valid = (lags + start - lo >= 0) & (lags + start - lo <= len(b) - 1)
-    scores = np.where(valid, corr[index], -np.inf)
-    return int(lags[int(np.argmax(scores))])
+    scores = np.where(valid, np.abs(corr[index]), -np.inf)
+    # music repeats (a loop a bar later correlates almost as well): of the correlation peaks within
+    # 2% of the best, the nearest to 0
+    padded = np.concatenate([[-np.inf], scores, [-np.inf]])
+    peaks = np.flatnonzero((scores >= padded[:-2]) & (scores >= padded[2:]) & (scores >= 0.98 * scores.max()))
+    return int(lags[peaks[np.argmin(np.abs(lags[peaks]))]])
 
 
 # ---------------------------------------------------------------------------------------- STFT

@@ -242,19 +242,21 @@ class _Job:
         return {
             "format": 1, "key": self.key, "provider": self.provider, "request": self.request.describe(),
             "job_id": record["job_id"], "base_url": record.get("base_url"), "submitted_at": record.get("submitted_at"),
-            "completed_at": _now(), "response": redact(dict(status.raw), self.settings.secrets()),
+            "completed_at": _now(), "expected_stems": list(self.request.expected_stems),
+            "response": redact(dict(status.raw), self.settings.secrets()),
             "source": source_entry, "source_error": source_error, "stems": stems,
         }
 
     @staticmethod
     def _file_entry(rec: FileRecord, set_dir: Path, *, stated: float | None, **extra) -> dict:
         try:
-            duration = round(probe(rec.path).duration, 6)
+            info = probe(rec.path)
         except DecodeError as exc:
             rec.path.unlink(missing_ok=True)
             raise DecodeError(f"{rec.path.name} from {rec.url} is not decodable audio ({exc}); fetch again") from None
         return {**extra, "path": rec.path.relative_to(set_dir).as_posix(), "url": rec.url, "size": rec.size,
-                "sha256": rec.sha256, "stated_duration": stated, "duration": duration}
+                "sha256": rec.sha256, "stated_duration": stated, "duration": round(info.duration, 6),
+                "decode": info.describe()}
 
 
 def _extension(url: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 from .audio import AudioInfo, Scratch, decode_cached, probe
 from .cache import Cache
 from .config import Settings
+from .conform import Conformed, conform
 from .errors import CacheError, UsageError
 from .rendering import Rendered
 from .taxonomy import TWELVE_STEMS, TWO_STEMS, canonical_name, safe_name
@@ -68,8 +69,13 @@ class Stem(Rendered):
 
     @property
     def duration(self) -> float:
-        """The decoded length in seconds (from a header read and frame scan; no decode)."""
+        """The file's true length in seconds (from a header read and frame scan; no decode)."""
         return self.info.duration
+
+    @property
+    def native_sr(self) -> int:
+        """The file's own sample rate (``audio`` is at the set's rate, :attr:`sr`)."""
+        return self.info.sr
 
     @cached_property
     def token(self) -> str:
@@ -85,13 +91,14 @@ class Stem(Rendered):
 
     @property
     def audio(self) -> np.ndarray:
+        """The decoded track at the set's rate (resampled if the file's own rate differs)."""
         return self.load()
 
     def load(self, *, scratch: Scratch | None = None) -> np.ndarray:
         """``audio``, decoding it into the set's ``derived/`` folder first if needed."""
         if self._audio is None:
-            sr, mono = self._owner._target_sr, self._owner.mono
-            kind = f"{sr or 'native'}{'.mono' if mono else ''}"
+            sr, mono = self.sr, self._owner.mono
+            kind = f"{'native' if sr == self.native_sr else sr}{'.mono' if mono else ''}"
             self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono, scratch=scratch)
         return self._audio
 
@@ -135,6 +142,7 @@ class StemSet(Rendered):
         self.mono = bool(mono)
         self._target_sr = sr
         self._derived_dir = Path(derived_dir) if derived_dir else None
+        self._conformed: Conformed | None = None
         records = {s["name"]: s for s in self.manifest.get("stems", [])}
         self._stems: dict[str, Stem] = {}
         for name, path in _in_canonical_order(stems or {}).items():
@@ -254,11 +262,25 @@ class StemSet(Rendered):
 
     @cached_property
     def sr(self) -> int:
-        """The rate of every ``.audio``: as asked, else the source's native rate."""
+        """The rate of every ``.audio``: as asked, else the source's native rate, else the highest
+        native rate among the stems (so nothing is downsampled unasked)."""
         if self._target_sr:
             return int(self._target_sr)
-        reference = self.source or next(iter(self._stems.values()))
-        return reference.info.sr
+        if self.source is not None:
+            return self.source.native_sr
+        return max(stem.native_sr for stem in self)
+
+    def conform(self) -> Conformed:
+        """The set on one rate, channel layout and length, with the steps taken (computed once;
+        see :mod:`stemlab.conform`). Every analysis works on this."""
+        if self._conformed is None:
+            self._conformed = conform(self.arrays(), source=self.source.audio if self.source else None,
+                                      sr=self.sr, native={t.name: t.info for t in self.tracks()})
+        return self._conformed
+
+    def tracks(self) -> list[Stem]:
+        """The source (if any), then every stem."""
+        return [*([self.source] if self.source else []), *self]
 
     @property
     def duration(self) -> float:

@@ -12,9 +12,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stemlab"
 # bottom-up; a module may import its own layer and the ones below (docs/architecture.md)
 LAYERS = [
     ("stemlab", "stemlab.errors", "stemlab.config"),
-    ("stemlab.files", "stemlab.http", "stemlab.progress", "stemlab.taxonomy", "stemlab.dsp", "stemlab.rendering"),
+    ("stemlab.files", "stemlab.http", "stemlab.progress", "stemlab.taxonomy", "stemlab.dsp", "stemlab.rendering",
+     "stemlab.mp3"),
     ("stemlab.download", "stemlab.cache", "stemlab.audio", "stemlab.encode"),
-    ("stemlab.stemset",),
+    ("stemlab.conform", "stemlab.stemset"),
     ("stemlab.providers",),
     ("stemlab.fetching", "stemlab.separation", "stemlab.sandbox"),
     ("stemlab.analysis",),

@@ -15,13 +15,20 @@ compute one metric each, and :func:`evaluate` returns every named score of every
 Conventions
 -----------
 * Audio is float in [-1, 1]. A stem is ``(n_channels, n_samples)`` (stemlab's ``Stem.audio``) or
-  ``(n_samples,)``. :func:`bss_eval` takes stacked arrays in museval's layout
-  ``(n_sources, n_samples, n_channels)`` by default, or ``layout="stemlab"`` for
+  ``(n_samples,)``; reference and estimate have the same shape. A 2-D array with more than 8 rows
+  and at most 8 columns looks like ``(samples, channels)`` and is refused with a message that says
+  so; NaN or inf anywhere is refused too. :func:`bss_eval` takes stacked arrays in museval's
+  layout ``(n_sources, n_samples, n_channels)`` by default, or ``layout="stemlab"`` for
   ``(n_sources, n_channels, n_samples)``.
 * Channels are scored jointly: every energy is summed over the channels of a stem, as museval
   does, and SI-SDR treats a stereo stem as one long signal (one scale factor for both channels).
-* Ratios are in dB. None is ever ``inf``: a ratio with a zero numerator is NaN and a zero
-  denominator (an exact reconstruction) is capped at :data:`MAX_DB`, the float64 resolution.
+* Ratios are in dB. The error signal of SI-SDR and SDR is built in float64, chunk by chunk, so a
+  true 120 dB reads within 0.01 dB from float32 or float64 input.
+* **Identical**: an estimate equal to its reference (for SI-SDR: up to scale), to within float64
+  rounding (an error more than 250 dB below the target, :data:`IDENTICAL_DB`), scores ``+inf``
+  and is flagged ``identical``; tables show "identical" and plots leave it out of their axes.
+  Otherwise a ratio with a zero numerator is NaN, and one with a vanishing denominator is capped
+  at :data:`MAX_DB`.
 
 Metrics
 -------
@@ -32,26 +39,36 @@ Metrics
 * :func:`sdr`, :func:`sdr_improvement`: v4 SDR of one stem, and its gain over using the mixture
   as the estimate. (In the images version SDR needs no projection: it is ``‖s‖² / ‖ŝ - s‖²``.)
 
+Precision
+---------
+Against museval's stored scores for MUSDB18's "80s Rock" and mir_eval's MATLAB fixtures, SDR
+matches to the fixtures' rounding. SIR, SAR and ISR agree with museval to about 1e-6 dB, not
+better: they come from a least-squares solve whose matrix museval itself conditions no better
+than that (the two implementations' solvers round differently). See the tests in
+``tests/analysis/test_fixtures.py`` for the exact tolerances.
+
 Silence
 -------
 museval and mir_eval stop with ``ValueError: All the reference sources should be non-silent``
 (museval #94), yet a 12-stem split of a song usually has silent stems. stemlab never raises for
-silence and uses one threshold, :data:`SILENCE_DB`: a signal whose RMS, over all its samples and
-channels, is below -60 dB relative to full scale is silent (:func:`is_silent`).
+silence. Silence is relative (:func:`stemlab.dsp.silence_threshold`): a signal is silent when its
+RMS level, over all its samples and channels, is more than 60 dB below the mix's (the
+``mixture``, else the sum of the references), and always below -100 dBFS, the backstop. Scaling a
+whole set up or down changes no score and no flag. The pair functions (:func:`si_sdr`,
+:func:`sdr`) have no mix: there the reference stands for it.
 
 * **Silent reference**: every metric of that stem is NaN, ``reference_silent=True``. There is no
   target to measure against. The reference is also left out of the projection basis of the other
   stems, so their interference is measured against the non-silent references only: their
   numbers equal museval's run on the non-silent stems alone.
-* **Silent estimate, non-silent reference**: metrics are computed as usual, and any that is not
-  finite is NaN (an all-zero estimate has SDR = ISR = 0 dB, and SIR, SAR = 0/0 = NaN), with
-  ``estimate_silent=True``.
+* **Silent estimate**: every metric of that stem is NaN too, ``sdr_improvement`` included, with
+  ``estimate_silent=True``: an estimate of nothing is not an improvement of any size.
 * **Both silent**: every metric is NaN and both flags are set. This is a correct silence, and it
   is reported as one.
-* **Frames**: a frame where the stem's reference is silent (the same threshold on the frame's
-  RMS) is NaN for that stem, and medians over frames skip NaN. museval instead blanks the frame
-  for *every* stem as soon as any reference or any estimate is exactly zero there; the projection
-  filters are global, so stemlab keeps the other stems' numbers.
+* **Frames**: a frame where the stem's reference or estimate is silent (the same threshold on the
+  frame's RMS) is NaN for that stem, and medians over frames skip NaN. museval instead blanks the
+  frame for *every* stem as soon as any reference or any estimate is exactly zero there; the
+  projection filters are global, so stemlab keeps the other stems' numbers.
 * With fewer than two non-silent references there is no interference to measure: SIR is NaN.
 
 A signal shorter than one window is one frame covering the whole signal (museval 0.4.1 does the
@@ -62,19 +79,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
-from ..dsp import SILENCE_DB, inner, is_silent, quiet, rms_db
+from ..dsp import SILENCE_FLOOR_DB, inner, is_silent, quiet, rms_db, silence_threshold
 from ..errors import UsageError
 from .bsseval import Energies, bss_eval_energies, frame_starts
 
 __all__ = [
-    "SILENCE_DB",
     "MAX_DB",
-    "rms_db",
-    "is_silent",
+    "IDENTICAL_DB",
     "ratio_db",
     "si_sdr",
     "sdr",
@@ -88,20 +103,28 @@ __all__ = [
     "StemScores",
     "FrameScores",
     "Evaluation",
+    "is_silent",
+    "rms_db",
+    "silence_threshold",
 ]
 
-#: Largest ratio reported, in dB: an error below float64 resolution cannot be measured.
+#: Largest finite ratio reported, in dB: an error below float64 resolution cannot be measured.
 MAX_DB = float(10 * np.log10(1 / np.finfo(np.float64).eps))
+
+#: An error this many dB (or more) below the target is float64 rounding: the signals are identical.
+IDENTICAL_DB = 250.0
+
+_CHUNK = 1 << 16  # samples per float64 chunk
 
 
 # ---------------------------------------------------------------------------- dB
 
 
 def ratio_db(numerator, denominator) -> np.ndarray:
-    """``10 log10(numerator / denominator)`` for energies, never infinite.
+    """``10 log10(numerator / denominator)`` for energies.
 
     NaN where the numerator is 0 (including 0/0); capped at :data:`MAX_DB` where the
-    denominator is tiny or 0.
+    denominator is tiny or 0 (whether that means "identical" is for the caller to say).
 
     Examples
     --------
@@ -116,64 +139,127 @@ def ratio_db(numerator, denominator) -> np.ndarray:
     return np.where(numerator > 0, ratio, np.nan)
 
 
+def _identical(target: float, error: float) -> bool:
+    return target > 0 and error <= target * 10 ** (-IDENTICAL_DB / 10)
+
+
+def _score(target: float, error: float) -> float:
+    """``target / error`` in dB: +inf when identical, NaN when the target is 0."""
+    return float("inf") if _identical(target, error) else float(ratio_db(target, error))
+
+
+# ------------------------------------------------------------------------------- inputs
+
+
+def _looks_transposed(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and shape[0] > 8 and shape[1] <= 8
+
+
+def _pair(reference, estimate, what: str = "estimate") -> tuple[np.ndarray, np.ndarray]:
+    """Two arrays of one shape, ``(channels, samples)`` or ``(samples,)``, float; else a UsageError."""
+    reference, estimate = np.asarray(reference), np.asarray(estimate)
+    for label, array in (("reference", reference), (what, estimate)):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UsageError(f"{label}: dtype {array.dtype}, expected float audio in [-1, 1] "
+                             "(for int16, divide by 32768)")
+        if _looks_transposed(array.shape):
+            raise UsageError(f"{label} has shape {array.shape}, which looks like (samples, channels); "
+                             "pass (channels, samples), e.g. audio.T")
+        if array.ndim not in (1, 2) or array.size == 0:
+            raise UsageError(f"{label} has shape {array.shape}; pass (channels, samples) or (samples,)")
+    if reference.shape != estimate.shape:
+        raise UsageError(f"reference has shape {reference.shape} but {what} has {estimate.shape}: pass arrays of "
+                         "the same shape (channels, samples)")
+    return reference, estimate
+
+
+def _chunks(*arrays: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """The flattened ``arrays`` as float64 chunks of :data:`_CHUNK` values, in reused buffers."""
+    flat = [np.reshape(a, -1) for a in arrays]
+    buffers = [np.empty(min(_CHUNK, flat[0].size)) for _ in flat]
+    for start in range(0, flat[0].size, _CHUNK):
+        n = min(_CHUNK, flat[0].size - start)
+        for buffer, values in zip(buffers, flat):
+            buffer[:n] = values[start:start + n]
+        yield [buffer[:n] for buffer in buffers]
+
+
+def _finite(value: float, *labels: str) -> float:
+    """``value`` (an energy), or a UsageError: a NaN or inf sample makes every energy NaN or inf."""
+    if not np.isfinite(value):
+        raise UsageError(f"{' or '.join(labels)} contains NaN or inf; clean the audio first (e.g. np.nan_to_num)")
+    return value
+
+
+def _thresholds(reference: np.ndarray, silence_db: float | None) -> float:
+    return silence_threshold(reference) if silence_db is None else silence_db
+
+
 # --------------------------------------------------------------------------- single stems
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = False,
-           silence_db: float = SILENCE_DB) -> float:
+           silence_db: float | None = None) -> float:
     """Scale-invariant SDR (Le Roux, Wisdom, Erdogan and Hershey, ICASSP 2019), in dB.
 
     ``α = <s, ŝ> / ‖s‖²`` scales the reference to best fit the estimate, and
     ``SI-SDR = 10 log10(‖α s‖² / ‖α s - ŝ‖²)``. All channels are treated as one signal (one
-    ``α`` for the whole stem), so a wrong balance between channels counts as distortion.
+    ``α`` for the whole stem), so a wrong balance between channels counts as distortion. The
+    error ``α s - ŝ`` is built in float64, chunk by chunk.
 
     Parameters
     ----------
     reference, estimate : np.ndarray
-        Same shape, e.g. ``(n_channels, n_samples)``.
+        The same shape, ``(n_channels, n_samples)`` or ``(n_samples,)``.
     zero_mean : bool
         Subtract each signal's mean first, as the paper's experiments do (default False: audio
         has no DC worth removing, and torchmetrics and fast_bss_eval do not subtract it).
-    silence_db : float
-        A silent reference (see :func:`is_silent`) gives NaN: there is nothing to scale.
+    silence_db : float, optional
+        The silence threshold in dBFS (see the module docstring); default: 60 dB below the
+        reference for the estimate, the -100 dBFS backstop for the reference.
 
     Returns
     -------
     float
-        NaN for a silent reference, or when ``<s, ŝ> = 0`` (for instance an all-zero estimate).
+        ``+inf`` for an estimate identical to the reference up to scale; NaN for a silent
+        reference or estimate, or when ``<s, ŝ> = 0``.
 
     Examples
     --------
     >>> s = np.sin(np.arange(1000) / 10)
     >>> round(si_sdr(s, 0.5 * s + 0.05 * np.cos(np.arange(1000) / 3)), 1)   # gain is free
     20.0
+    >>> si_sdr(s, 0.5 * s), si_sdr(s, np.zeros(1000))
+    (inf, nan)
     """
-    reference, estimate = np.asarray(reference), np.asarray(estimate)
-    if reference.size != estimate.size:
-        raise UsageError(f"reference has {reference.size} values but estimate has {estimate.size}: "
-                         "pass arrays of the same shape")
-    reference = reference.reshape(estimate.shape)
+    reference, estimate = _pair(reference, estimate)
     if zero_mean:
-        if is_silent(reference, threshold_db=silence_db):
-            return float("nan")
         reference = reference - reference.mean(dtype=np.float64)
         estimate = estimate - estimate.mean(dtype=np.float64)
-    energy = inner(reference, reference)
-    if quiet(energy, reference.size, silence_db):
+    energy, cross, estimate_energy = 0.0, 0.0, 0.0
+    for s, e in _chunks(reference, estimate):
+        energy += float(s @ s)
+        cross += float(s @ e)
+        estimate_energy += float(e @ e)
+    _finite(energy + estimate_energy, "reference", "estimate")
+    if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
+            quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
         return float("nan")
-    cross, estimate_energy = inner(reference, estimate), inner(estimate, estimate)
     alpha = cross / energy
-    # |alpha s - e|^2 expanded: the products of float32 samples are exact in float64, so the
-    # cancellation floor is far below MAX_DB, and no error signal is ever built
-    error = max(alpha * alpha * energy - 2 * alpha * cross + estimate_energy, 0.0)
-    return float(ratio_db(alpha * alpha * energy, error))
+    error = 0.0
+    for s, e in _chunks(reference, estimate):
+        s *= alpha
+        s -= e
+        error += float(s @ s)
+    return _score(alpha * alpha * energy, error)
 
 
-def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILENCE_DB) -> float:
+def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float | None = None) -> float:
     """Whole-signal BSSEval v4 SDR (images version): ``10 log10(‖s‖² / ‖ŝ - s‖²)``, in dB.
 
     With time-invariant filters and the images version, the distortion, interference and
     artifact terms add up to ``ŝ - s``, so museval's SDR over one frame is exactly this ratio.
+    ``+inf`` when identical, NaN when either signal is silent (see :func:`si_sdr`).
 
     Examples
     --------
@@ -181,28 +267,38 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float = SILE
     >>> round(sdr(s, 1.1 * s), 6)
     20.0
     """
-    reference, estimate = np.asarray(reference), np.asarray(estimate)
-    energy = inner(reference, reference)
-    if quiet(energy, reference.size, silence_db):
+    reference, estimate = _pair(reference, estimate)
+    energy, estimate_energy, error = 0.0, 0.0, 0.0
+    for s, e in _chunks(reference, estimate):
+        energy += float(s @ s)
+        estimate_energy += float(e @ e)
+        e -= s
+        error += float(e @ e)
+    _finite(energy + estimate_energy, "reference", "estimate")
+    if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
+            quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
         return float("nan")
-    error = max(energy - 2 * inner(reference, estimate) + inner(estimate, estimate), 0.0)  # |e - s|^2
-    return float(ratio_db(energy, error))
+    return _score(energy, error)
 
 
 def sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray, *,
-                    silence_db: float = SILENCE_DB) -> float:
+                    silence_db: float | None = None) -> float:
     """SDR of the estimate minus SDR of the mixture used as the estimate (whole signal), in dB.
 
-    How much the separation gained over doing nothing. NaN for a silent reference.
+    How much the separation gained over doing nothing. NaN for a silent reference or estimate;
+    the threshold is relative to ``mixture`` (see the module docstring).
 
     Examples
     --------
     >>> s, other = np.sin(np.arange(1000) / 10), np.cos(np.arange(1000) / 3)
     >>> round(sdr_improvement(s, s + 0.1 * other, s + other), 6)   # the leak went down 20 dB
     20.0
+    >>> sdr_improvement(s, np.zeros(1000), s + other)
+    nan
     """
-    return (sdr(reference, estimate, silence_db=silence_db)
-            - sdr(reference, mixture, silence_db=silence_db))
+    _pair(reference, mixture, "mixture")
+    threshold = silence_threshold(mixture) if silence_db is None else silence_db
+    return sdr(reference, estimate, silence_db=threshold) - sdr(reference, mixture, silence_db=threshold)
 
 
 # ----------------------------------------------------------------------------- BSSEval v4
@@ -232,8 +328,10 @@ class BssEvalResult:
         First sample of each frame (empty without frames).
     window, hop : int
         Frame length and hop in samples.
-    reference_silent, estimate_silent : np.ndarray of bool, ``(n_sources,)``
-        The silence flags (see the module docstring).
+    reference_silent, estimate_silent, identical : np.ndarray of bool, ``(n_sources,)``
+        The silence and identity flags (see the module docstring).
+    silence_db : float
+        The silence threshold used, dBFS.
     """
 
     whole: BssScores
@@ -243,6 +341,8 @@ class BssEvalResult:
     hop: int
     reference_silent: np.ndarray
     estimate_silent: np.ndarray
+    identical: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    silence_db: float = SILENCE_FLOOR_DB
 
     def median(self) -> BssScores:
         """Median over frames ignoring NaN, as museval and SiSEC report; the whole-signal
@@ -266,7 +366,7 @@ def median_over_frames(scores: BssScores) -> BssScores:
 
 def bss_eval(references: np.ndarray, estimates: np.ndarray, *, window: int = 44100, hop: int = 44100,
              filters_len: int = 512, framewise: bool = True, layout: str = "museval",
-             silence_db: float = SILENCE_DB) -> BssEvalResult:
+             silence_db: float | None = None) -> BssEvalResult:
     """BSSEval v4 SDR, ISR, SIR and SAR, framewise and for the whole signal, museval-compatible.
 
     The same numbers as ``museval.metrics.bss_eval(references, estimates, window=window,
@@ -290,8 +390,9 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, *, window: int = 441
         Compute per-frame scores (the whole-signal ones are always computed).
     layout : {"museval", "stemlab"}
         Axis order of the arrays, see above.
-    silence_db : float
-        Silence threshold, see :func:`is_silent`.
+    silence_db : float, optional
+        Silence threshold in dBFS; default 60 dB below the sum of the references (see the module
+        docstring).
 
     Returns
     -------
@@ -313,6 +414,8 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, *, window: int = 441
                          f"{_shape_text(estimates, layout)}: pass one estimate per reference, same length")
     window, hop, filters_len = (_positive_int(value, name) for value, name in
                                 ((window, "window"), (hop, "hop"), (filters_len, "filters_len")))
+    if silence_db is None:
+        silence_db = silence_threshold(np.sum(references, axis=0, dtype=np.float32))
     reference_silent = np.array([is_silent(ref, threshold_db=silence_db) for ref in references], dtype=bool)
     estimate_silent = np.array([is_silent(est, threshold_db=silence_db) for est in estimates], dtype=bool)
     active = np.flatnonzero(~reference_silent)
@@ -321,29 +424,55 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, *, window: int = 441
 
     whole = _nan_scores((n_sources,))
     frames = _nan_scores((n_sources, len(starts))) if framewise else None
+    identical = np.zeros(n_sources, dtype=bool)
     if len(active):
         whole_energy, frame_energy, _ = bss_eval_energies(
             references, estimates, sources=active, filters_len=filters_len,
             window=window if framewise else None, hop=hop)
-        _fill(whole, active, _scores(whole_energy, single_reference=len(active) < 2))
+        scores = _scores(whole_energy, single_reference=len(active) < 2)
+        identical[active] = _identical_rows(whole_energy)
+        _fill(whole, active, scores)
         if framewise:
-            frame_length = min(window, n_samples) * n_channels
-            silent_frames = 10 * np.log10(np.maximum(frame_energy.target, 1e-300) / frame_length) < silence_db
+            length = min(window, n_samples)
+            quiet_frames = _quiet_frames(frame_energy.target, length * n_channels, silence_db)
+            quiet_frames |= np.stack([_quiet_frames(_frame_energy(estimates[row], starts, length),
+                                                    length * n_channels, silence_db) for row in active])
             scores = _scores(frame_energy, single_reference=len(active) < 2)
             for array in vars(scores).values():
-                array[silent_frames] = np.nan
+                array[quiet_frames] = np.nan
             _fill(frames, active, scores)
+    for scores in (whole, frames):  # a silent estimate is scored nowhere
+        if scores is not None:
+            for name in ("sdr", "isr", "sir", "sar"):
+                getattr(scores, name)[estimate_silent] = np.nan
+    identical &= ~estimate_silent
     return BssEvalResult(whole=whole, frames=frames, frame_starts=starts, window=window, hop=hop,
-                         reference_silent=reference_silent, estimate_silent=estimate_silent)
+                         reference_silent=reference_silent, estimate_silent=estimate_silent, identical=identical,
+                         silence_db=silence_db)
+
+
+def _quiet_frames(energy: np.ndarray, size: int, threshold_db: float) -> np.ndarray:
+    """Which frames' RMS (from their energy over ``size`` values) is below ``threshold_db``."""
+    return 10 * np.log10(np.maximum(energy, 1e-300) / size) < threshold_db
+
+
+def _identical_rows(energy: Energies) -> np.ndarray:
+    """Rows (and frames) whose error is float64 rounding: every ratio there is ``+inf``."""
+    return energy.error <= energy.target * 10 ** (-IDENTICAL_DB / 10)
 
 
 def _scores(energy: Energies, *, single_reference: bool) -> BssScores:
-    """dB ratios from energies (museval's ``_bss_crit``, images version)."""
+    """dB ratios from energies (museval's ``_bss_crit``, images version); ``+inf`` where the
+    estimate is identical to the reference."""
     sir = ratio_db(energy.filtered_target, energy.interference)
     if single_reference:
         sir = np.full_like(sir, np.nan)
-    return BssScores(sdr=ratio_db(energy.target, energy.error), isr=ratio_db(energy.target, energy.spatial),
-                     sir=sir, sar=ratio_db(energy.projection, energy.artifacts))
+    scores = BssScores(sdr=ratio_db(energy.target, energy.error), isr=ratio_db(energy.target, energy.spatial),
+                       sir=sir, sar=ratio_db(energy.projection, energy.artifacts))
+    same = _identical_rows(energy) & (energy.target > 0)
+    for name in ("sdr", "isr", "sar") + (() if single_reference else ("sir",)):
+        getattr(scores, name)[same] = np.inf
+    return scores
 
 
 def _nan_scores(shape) -> BssScores:
@@ -426,6 +555,7 @@ class StemScores:
     sdr_improvement: float | None
     reference_silent: bool
     estimate_silent: bool
+    identical: bool = False
     frames: FrameScores | None = field(default=None, repr=False)
 
 
@@ -500,7 +630,7 @@ def validate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
     for label, array in arrays:
         array = np.asarray(array)
         _check_audio(array, label)
-        if array.ndim == 2 and array.shape[0] > array.shape[1]:
+        if _looks_transposed(array.shape):
             raise UsageError(f"{label} has shape {array.shape}, which looks like (samples, channels); "
                              "pass (channels, samples), e.g. audio.T")
         if array.ndim not in (1, 2):
@@ -519,7 +649,7 @@ def _names(names: list[str]) -> str:
 def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray], *,
              mixture: np.ndarray | None = None, sr: int = 44100, window_s: float = 1.0,
              hop_s: float = 1.0, framewise: bool = True, filters_len: int = 512,
-             silence_db: float = SILENCE_DB) -> Evaluation:
+             silence_db: float | None = None) -> Evaluation:
     """Score estimated stems against reference stems: SI-SDR, SDR, ISR, SIR, SAR, SDR improvement.
 
     Parameters
@@ -538,8 +668,9 @@ def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
         (faster: no frame pass).
     filters_len : int
         BSSEval distortion filter length in samples (512).
-    silence_db : float
-        Silence threshold; see the module docstring for what silence does to the scores.
+    silence_db : float, optional
+        Silence threshold in dBFS; default 60 dB below the mixture (else the sum of the
+        references). See the module docstring for what silence does to the scores.
 
     Returns
     -------
@@ -561,6 +692,9 @@ def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
     window, hop = max(1, round(window_s * sr)), max(1, round(hop_s * sr))
     stacked_refs = np.stack([_channels_first(references[name]) for name in names])
     stacked_ests = np.stack([_channels_first(estimates[name]) for name in names])
+    if silence_db is None:
+        silence_db = silence_threshold(_channels_first(mixture) if mixture is not None
+                                       else np.sum(stacked_refs, axis=0, dtype=np.float32))
     result = bss_eval(stacked_refs, stacked_ests, window=window, hop=hop, filters_len=filters_len,
                       framewise=framewise, layout="stemlab", silence_db=silence_db)
     summary = result.median()
@@ -570,14 +704,16 @@ def evaluate(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.nd
     for row, name in enumerate(names):
         frames = None if result.frames is None else FrameScores(
             result.frame_starts / sr, *(getattr(result.frames, m)[row] for m in ("sdr", "isr", "sir", "sar")))
+        silent = bool(result.reference_silent[row] or result.estimate_silent[row])
         stems.append(StemScores(
             name=name,
-            si_sdr=si_sdr(stacked_refs[row], stacked_ests[row], silence_db=silence_db),
+            si_sdr=float("nan") if silent else si_sdr(stacked_refs[row], stacked_ests[row], silence_db=silence_db),
             sdr=float(summary.sdr[row]), isr=float(summary.isr[row]),
             sir=float(summary.sir[row]), sar=float(summary.sar[row]),
             sdr_improvement=None if mixture_sdr is None else float(summary.sdr[row] - mixture_sdr[row]),
             reference_silent=bool(result.reference_silent[row]),
             estimate_silent=bool(result.estimate_silent[row]),
+            identical=bool(result.identical[row]),
             frames=frames))
     return Evaluation(stems=tuple(stems), sr=sr, window=window, hop=hop,
                       summary="median over frames" if framewise else "whole signal",
@@ -593,15 +729,16 @@ def _mixture_sdr(references: np.ndarray, mixture: np.ndarray, result: BssEvalRes
                  silence_db: float) -> np.ndarray:
     """SDR of the mixture as the estimate of each stem, summarised like ``result.median()``."""
     if result.frames is None:
-        return np.array([sdr(ref, mixture, silence_db=silence_db) for ref in references])
+        return np.array([np.nan if quiet_ref or quiet_est else sdr(ref, mixture, silence_db=silence_db)
+                         for ref, quiet_ref, quiet_est in zip(references, result.reference_silent,
+                                                              result.estimate_silent)])
     length = min(result.window, references.shape[-1])
     frame_sdr = np.full(result.frames.sdr.shape, np.nan)
     for row, ref in enumerate(references):
         target = _frame_energy(ref, result.frame_starts, length)
         error = _frame_energy(mixture - ref, result.frame_starts, length)
-        audible = 10 * np.log10(np.maximum(target, 1e-300) / (length * ref.shape[0])) >= silence_db
-        frame_sdr[row] = np.where(audible, ratio_db(target, error), np.nan)
-    frame_sdr[result.reference_silent] = np.nan
+        scored = ~np.isnan(result.frames.sdr[row])  # the frames the estimate was scored on
+        frame_sdr[row] = np.where(scored, ratio_db(target, error), np.nan)
     return median_over_frames(BssScores(frame_sdr, frame_sdr, frame_sdr, frame_sdr)).sdr
 
 

@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..mp3 import first_frame
 from ..taxonomy import TWELVE_STEMS
 from .library import Song, default_track_id, encode_mp3, write_song
 
@@ -266,37 +267,6 @@ def make_library(root: str | os.PathLike, song_ids: Iterable[str] = ("demo-a", "
 
 # ----------------------------------------------------------------------------- MP3 frames
 
-_BITRATES = {1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-             2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)}
-_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-
-
-def _id3v2_length(data: bytes) -> int:
-    """Bytes taken by a leading ID3v2 tag (header, body and optional footer), else 0."""
-    if len(data) < 10 or data[:3] != b"ID3":
-        return 0
-    size = 0
-    for byte in data[6:10]:
-        size = (size << 7) | (byte & 0x7F)
-    return 10 + size + (10 if data[5] & 0x10 else 0)
-
-
-def _layer3_frame(header: bytes) -> tuple[int, int] | None:
-    """``(frame length, offset of a Xing/Info tag)`` of an MPEG Layer III frame header, or None."""
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
-        return None
-    version, layer = (header[1] >> 3) & 3, (header[1] >> 1) & 3
-    bitrate_index, rate_index = header[2] >> 4, (header[2] >> 2) & 3
-    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
-        return None
-    mpeg1 = version == 3
-    kbps = _BITRATES[1 if mpeg1 else 2][bitrate_index]
-    rate = _RATES[version][rate_index]
-    length = (144 if mpeg1 else 72) * kbps * 1000 // rate + ((header[2] >> 1) & 1)
-    mono = header[3] >> 6 == 3
-    side_info = (17 if mono else 32) if mpeg1 else (9 if mono else 17)
-    return length, 4 + side_info
-
 
 def strip_xing_frame(mp3: bytes) -> bytes:
     """Remove the first MPEG frame if it is a Xing/Info/VBRI header frame (after any ID3v2 tag).
@@ -310,14 +280,10 @@ def strip_xing_frame(mp3: bytes) -> bytes:
     >>> len(strip_xing_frame(raw)) < len(raw), strip_xing_frame(b"not mp3")
     (True, b'not mp3')
     """
-    start = _id3v2_length(mp3)
-    frame = _layer3_frame(mp3[start:start + 4])
-    if frame is None:
+    frame = first_frame(mp3)
+    if frame is None or frame.tag is None:
         return mp3
-    length, offset = frame
-    body = mp3[start:start + length]
-    tagged = any(body[o:o + 4] in (b"Xing", b"Info") for o in (offset, offset + 2)) or body[36:40] == b"VBRI"
-    return mp3[:start] + mp3[start + length:] if tagged else mp3
+    return mp3[:frame.start] + mp3[frame.start + frame.length:]
 
 
 def tagless_vbr_mp3(audio: np.ndarray, sr: int = 44100) -> bytes:

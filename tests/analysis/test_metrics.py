@@ -16,7 +16,8 @@ from scipy.signal import lfilter
 
 from stemlab.analysis import bsseval
 from stemlab.analysis.metrics import (
-    MAX_DB, SILENCE_DB, BssScores, bss_eval, evaluate, is_silent, median_over_frames, ratio_db, rms_db, sdr,
+    MAX_DB, BssScores, bss_eval, evaluate, is_silent, median_over_frames, ratio_db, rms_db, sdr,
+    silence_threshold,
     sdr_improvement, si_sdr, validate,
 )
 from stemlab.errors import UsageError
@@ -215,19 +216,29 @@ def test_panned_mono_stems_match_museval(refs, ests):
 # ------------------------------------------------------------------------------------ silence
 
 
-def test_silence_threshold(refs):
-    assert SILENCE_DB == -60.0
+def test_silence_is_relative_to_the_mix_with_an_absolute_backstop(refs, ests):
     assert rms_db(np.full((2, 100), 0.01)) == pytest.approx(-40.0)
-    assert is_silent(np.zeros((2, 10))) and is_silent(1e-4 * np.ones(10)) and not is_silent(1e-2 * np.ones(10))
-    assert not is_silent(1e-4 * np.ones(10), threshold_db=-90.0)
-    assert not is_silent(refs[0])
+    assert silence_threshold(np.full((2, 100), 0.1)) == pytest.approx(-80.0)   # 60 dB below a -20 dBFS mix
+    assert silence_threshold(np.full((2, 100), 1e-5)) == -100.0                 # the backstop
+    assert is_silent(np.zeros((2, 10))) and is_silent(1e-6 * np.ones(10)) and not is_silent(1e-4 * np.ones(10))
+    assert is_silent(1e-4 * np.ones(10), threshold_db=-60.0)
+    # a genuinely quiet reference at -70 dBFS in a -20 dBFS mix is not silent (it was, at -60 dBFS absolute)
+    quiet = refs.copy()
+    quiet[1] *= 10 ** ((-70 - rms_db(refs[1])) / 20)
+    result = bss_eval(quiet[..., EXCERPT], ests[..., EXCERPT], layout="stemlab", framewise=False)
+    assert not result.reference_silent.any()
+    # scaling the whole set changes no flag and no score
+    for scale in (0.1, 10.0):
+        scaled = bss_eval(scale * quiet[..., EXCERPT], scale * ests[..., EXCERPT], layout="stemlab", framewise=False)
+        assert scaled.reference_silent.tolist() == result.reference_silent.tolist()
+        np.testing.assert_allclose(scaled.whole.sdr, result.whole.sdr, atol=1e-6)
 
 
 @pytest.mark.parametrize("silence", ["zeros", "quiet noise"])
 def test_a_silent_reference_is_nan_and_leaves_the_others_as_museval_without_it(refs, ests, silence,
                                                                              museval_without_stem_1):
     with_silence = refs.copy()
-    quiet = 1e-4 * np.random.default_rng(5).standard_normal(refs[1].shape)  # -80 dBFS
+    quiet = 1e-5 * np.random.default_rng(5).standard_normal(refs[1].shape)  # -100 dBFS: 75 dB below the mix
     with_silence[1] = 0.0 if silence == "zeros" else quiet
     ours = bss_eval(with_silence[..., : 3 * SR], ests[..., : 3 * SR], layout="stemlab")
     assert ours.reference_silent.tolist() == [False, True, False]
@@ -240,13 +251,16 @@ def test_a_silent_reference_is_nan_and_leaves_the_others_as_museval_without_it(r
     assert_matches(excerpt.whole, whole, rows=[0, 2])
 
 
-def test_a_silent_estimate_scores_zero_sdr_and_flags_it(refs, ests, museval_whole):
+def test_a_silent_estimate_is_nan_in_every_column_and_flagged(refs, ests, museval_whole):
     silent_estimate = ests[..., EXCERPT].copy()
     silent_estimate[2] = 0.0
     ours = bss_eval(refs[..., EXCERPT], silent_estimate, layout="stemlab", framewise=False)
     assert ours.estimate_silent.tolist() == [False, False, True]
-    assert ours.whole.sdr[2] == pytest.approx(0.0) and ours.whole.isr[2] == pytest.approx(0.0)
-    assert np.isnan(ours.whole.sir[2]) and np.isnan(ours.whole.sar[2])  # 0/0
+    assert all(np.isnan(getattr(ours.whole, name)[2]) for name in METRICS)  # was SDR 0.0, improvement +2.9
+    names = ["tone", "bass", "bursts"]
+    row = evaluate(dict(zip(names, refs[..., EXCERPT])), dict(zip(names, silent_estimate)),
+                   mixture=refs[..., EXCERPT].sum(axis=0)).rows()[2]
+    assert row["estimate_silent"] and all(np.isnan(row[name]) for name in ("si_sdr", "sdr_improvement") + METRICS)
     # each estimate is projected on its own, so the other stems are untouched
     for name in METRICS:
         np.testing.assert_allclose(getattr(ours.whole, name)[:2], museval_whole[name][:2, 0], atol=TOLERANCE_DB)
@@ -278,11 +292,13 @@ def test_one_non_silent_reference_has_no_interference_to_measure(refs, ests):
     assert np.isfinite(ours.whole.sar[0]) and np.isfinite(ours.whole.sdr[0])
 
 
-def test_no_score_is_ever_infinite(refs):
+def test_identical_signals_are_inf_and_flagged_and_nothing_else_is(refs):
     scores = evaluate({"a": refs[0], "b": refs[1]}, {"a": refs[0], "b": refs[1] + 1e-9}, mixture=refs[0] + refs[1])
-    values = np.array([[row[name] for name in ("si_sdr", "sdr_improvement") + METRICS] for row in scores.rows()])
-    assert not np.isinf(values).any()
-    assert scores["a"].sdr == MAX_DB and scores["a"].si_sdr == MAX_DB  # an exact copy: capped, not inf
+    a, b = scores["a"], scores["b"]
+    assert a.identical and all(getattr(a, name) == np.inf for name in ("si_sdr", "sdr_improvement") + METRICS)
+    assert not b.identical and all(np.isfinite(getattr(b, name)) for name in ("si_sdr",) + METRICS)
+    assert b.sdr > 140  # a tiny but real error is measured, not called identical
+    assert si_sdr(refs[0], 0.5 * refs[0]) == np.inf and sdr(refs[0], refs[0]) == np.inf
     assert ratio_db(1.0, 0.0) == MAX_DB and np.isnan(ratio_db(0.0, 0.0)) and np.isnan(ratio_db(0.0, 1.0))
 
 
@@ -317,7 +333,7 @@ def test_evaluate_reports_every_stem(refs, ests, ours):
     assert whole.summary == "whole signal" and whole["tone"].frames is None
     assert whole["tone"].sdr_improvement == pytest.approx(sdr_improvement(refs[0], ests[0], mixture), abs=1e-6)
     assert set(scores.rows()[0]) == {"name", "si_sdr", "sdr", "isr", "sir", "sar", "sdr_improvement",
-                                     "reference_silent", "estimate_silent"}
+                                     "reference_silent", "estimate_silent", "identical"}
     assert evaluate({"tone": refs[0, :, :SR]}, {"tone": ests[0, :, :SR]})["tone"].sdr_improvement is None
 
 
@@ -381,3 +397,44 @@ def test_next_fast_len_is_smallest_5_smooth_size():
     for n in (1, 7, 1000, 44611, 65537):
         size = bsseval.next_fast_len(n)
         assert size >= n and smooth(size) and not any(smooth(m) for m in range(n, size))
+
+
+# ------------------------------------------------------------------- nonsense refused, precision
+
+
+def _exact_si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """SI-SDR in extended precision (np.longdouble, 64-bit mantissa on x86), an independent check."""
+    s, e = reference.astype(np.longdouble).ravel(), estimate.astype(np.longdouble).ravel()
+    alpha = np.dot(s, e) / np.dot(s, s)
+    error = alpha * s - e
+    return float(10 * np.log10(np.dot(alpha * s, alpha * s) / np.dot(error, error)))
+
+
+@pytest.mark.parametrize("dtype, target_db", [(np.float32, 120.0), (np.float64, 120.0), (np.float64, 140.0)])
+def test_high_scores_read_true(dtype, target_db):
+    rng = np.random.default_rng(11)
+    reference = (0.2 * rng.standard_normal((2, 200_000))).astype(dtype)
+    noise = rng.standard_normal(reference.shape)
+    noise *= 0.7 * np.sqrt(np.sum(reference.astype(float) ** 2) / np.sum(noise ** 2)) * 10 ** (-target_db / 20)
+    estimate = (0.7 * reference.astype(float) + noise).astype(dtype)
+    truth = _exact_si_sdr(reference, estimate)
+    assert abs(truth - target_db) < 1  # the arrays really are near the target (float32 rounding included)
+    assert si_sdr(reference, estimate) == pytest.approx(truth, abs=0.01)
+    truth_sdr = float(10 * np.log10(np.sum(reference.astype(np.longdouble) ** 2)
+                                    / np.sum((estimate.astype(np.longdouble) - reference) ** 2)))
+    assert sdr(reference, estimate) == pytest.approx(truth_sdr, abs=0.01)
+
+
+def test_transposed_layouts_and_non_finite_values_are_refused(refs):
+    stem = refs[0]
+    with pytest.raises(UsageError, match=r"looks like \(samples, channels\).*audio\.T"):
+        si_sdr(stem, stem.T.copy())
+    with pytest.raises(UsageError, match="same shape"):
+        sdr(stem, stem[:, :-1])
+    for bad in (np.nan, np.inf):
+        broken = stem.copy()
+        broken[1, 100] = bad
+        with pytest.raises(UsageError, match="NaN or inf"):
+            si_sdr(stem, broken)
+        with pytest.raises(UsageError, match="NaN or inf"):
+            sdr(broken, stem)
