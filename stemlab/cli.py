@@ -122,18 +122,22 @@ def _cmd_check(args, settings) -> int:
 
 def format_check(report) -> str:
     """The check as a plain-text table."""
-    lines = [f"{'stem':<16} {'duration':>9} {'delta ms':>9} {'level':>7}  ok"]
+    lines = [f"{'stem':<16} {'duration':>9} {'rate':>6} {'delta ms':>9} {'level':>7} {'gain dB':>8} {'lag':>7}  verdict"]
     for s in report.stems:
         level = "silent" if s.silent else f"{s.level_dbfs:.1f}"
-        lines.append(f"{s.name:<16} {s.duration:9.3f} {1000 * s.delta_s:+9.1f} {level:>7}  {'ok' if s.ok else 'FAIL'}")
-    lines.append(f"source {report.source_duration:.3f} s, lag {report.lag_samples} samples, gain {report.gain_db:+.2f} dB, "
+        gain, lag = ("", "") if s.silent else (f"{s.gain_db:+.2f}" + ("-" if s.polarity < 0 else ""), f"{s.lag_samples}")
+        lines.append(f"{s.name:<16} {s.duration:9.3f} {s.native_sr or '':>6} {1000 * s.delta_s:+9.1f} {level:>7} "
+                     f"{gain:>8} {lag:>7}  {s.verdict}")
+    lines.append(f"source {report.source_duration:.3f} s, lag {report.lag_samples} samples, {report.level_text}, "
                  f"residual {report.residual_db:.1f} dB: {'recombines' if report.ok else 'DOES NOT recombine'}")
     lines += [f"  - {p}" for p in report.problems]
+    lines += [f"  (conformed: {step})" for step in report.steps]
     return "\n".join(lines)
 
 
 def _cmd_compare(args, settings) -> int:
     from .analysis.compare import compare
+    from .view.compare_view import formatted
 
     result = compare(*args.sets, reference=args.reference, bss=not args.no_bss, settings=settings)
     if args.json:
@@ -144,7 +148,7 @@ def _cmd_compare(args, settings) -> int:
         with _pandas_display():
             for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
                 if (result.table.metric == metric).any():
-                    print(f"{metric}:\n{result.pivot(metric).round(2).to_string(na_rep='silent')}\n")
+                    print(f"{metric}:\n{formatted(result.pivot(metric)).to_string()}\n")
         lags = ", ".join(f"{name} {a['lag_samples']}" for name, a in result.alignment.items())
         print(f"aligned at {result.sr} Hz over {next(iter(result.alignment.values()))['length_samples']} samples; "
               f"lags: {lags}")

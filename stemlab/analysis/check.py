@@ -122,6 +122,14 @@ class CheckReport(Rendered):
     def gain_db(self) -> float:
         return float(20 * np.log10(abs(self.gain))) if self.gain else float("-inf")
 
+    @property
+    def level_text(self) -> str:
+        """The stem sum's level against the source, in words that cannot be read backwards."""
+        error = _db(self.gain)
+        if abs(error) < 0.05:
+            return "the stems match the source's level"
+        return f"the stems are {_describe_gain(error)} than the source"
+
     def to_dict(self) -> dict:
         """The CLI's ``check --json`` object. The fields of stemlab 0.1 keep their meaning; the
         per-stem ``lag_samples``, ``gain_db``, ``polarity``, ``verdict`` and the top-level

@@ -20,8 +20,10 @@ and trimmed to a common length; the alignment applied is reported. Metrics:
 ``agreement_si_sdr`` one set's stem scored against another set's (``set`` is ``A vs B``), dB
 ==================  =========================================================================
 
-Silent references or estimates give NaN scores (never an exception, never an inf) and
-``silent=True``; NaN is written as null in JSON.
+Silent references or estimates give NaN scores (never an exception) and ``silent=True``; silence
+is relative to each set's mix (:func:`stemlab.dsp.silence_threshold`). Identical signals score
+``+inf`` with ``identical=True``; tables show "identical", plots leave them out. Both are written
+as null in JSON, with their flags.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from ..errors import UsageError
 from ..fetching import as_set
 from ..rendering import Rendered
 from ..taxonomy import common_groups, stems_in_group
-from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, sum_tracks
+from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, silence_threshold, sum_tracks
 from .metrics import evaluate, si_sdr
 
 __all__ = ["group_audio", "compare", "Comparison", "METRICS"]
@@ -50,9 +52,10 @@ SCORES = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement"
 MAX_RESAMPLE_RATIO = 8.0  # rates further apart than this are refused, not silently resampled
 
 
-def group_audio(stemset, group: frozenset[str], *, length: int | None = None) -> np.ndarray:
-    """The sum of ``stemset``'s stems that make up ``group`` (float32, ``(channels, length)``)."""
-    return sum_tracks((stemset[name].audio for name in stems_in_group(stemset.names, group)), length=length)
+def group_audio(conformed, group: frozenset[str]) -> np.ndarray:
+    """The sum of a conformed set's stems that make up ``group`` (float32, ``(channels, length)``)."""
+    names = stems_in_group(list(conformed.stems), group)
+    return sum_tracks((conformed.stems[name] for name in names), channels=conformed.channels, length=conformed.length)
 
 
 # ------------------------------------------------------------------------------------ compare
@@ -72,6 +75,7 @@ class Comparison(Rendered):
     sr: int
     frames: "object" = field(default=None, repr=False)  # DataFrame set, stem, metric, time, value
     audio: dict = field(default_factory=dict, repr=False)  # set label (and "reference") -> stem -> aligned audio
+    steps: dict = field(default_factory=dict)  # set label -> what conforming it did
 
     def view(self, *, stem: str | None = None, a: str | None = None, b: str | None = None):
         """Listen and look: one stem group of two sets, A/B while playing (a notebook widget)."""
@@ -88,25 +92,26 @@ class Comparison(Rendered):
         return rows.pivot_table(index="stem", columns="set", values="value", sort=False, dropna=False)
 
     def scores(self):
-        """One row per (set, stem), one column per metric, and ``silent``: the table made wide.
+        """One row per (set, stem), one column per metric, and ``silent`` and ``identical``: the table made wide.
 
         >>> stemlab.compare(estimate, reference=truth, bss=False).scores()     # doctest: +SKIP
                 set    stem  si_sdr  si_sdr_improvement  loudness_db  leakage  silent
         """
         wide = self.table.pivot_table(index=["set", "stem"], columns="metric", values="value", sort=False,
                                       dropna=False)
-        silent = self.table.groupby(["set", "stem"], sort=False).silent.any()
-        wide = wide[[m for m in METRICS if m in wide.columns]].assign(silent=silent).reset_index()
+        flags = self.table.groupby(["set", "stem"], sort=False)[["silent", "identical"]].any()
+        wide = wide[[m for m in METRICS if m in wide.columns]].join(flags).reset_index()
         wide.columns.name = None
         return wide
 
     def to_dict(self) -> dict:
-        """The CLI's ``--json`` object (NaN as None)."""
+        """The CLI's ``--json`` object: NaN (silent) and +inf (identical) are written as null,
+        with their flags."""
         def clean(value):
-            return None if isinstance(value, float) and math.isnan(value) else value
+            return value if math.isfinite(value) else None
 
         rows = [{"set": r.set, "stem": r.stem, "metric": r.metric, "value": clean(float(r.value)),
-                 "silent": bool(r.silent)} for r in self.table.itertuples()]
+                 "silent": bool(r.silent), "identical": bool(r.identical)} for r in self.table.itertuples()]
         return {"sets": self.sets, "alignment": self.alignment, "rows": rows}
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
@@ -128,11 +133,6 @@ class Comparison(Rendered):
         return self._renderer().plot(self, ax=ax, metric=metric)
 
 
-def _fit(audio: np.ndarray, channels: int) -> np.ndarray:
-    """:func:`~stemlab.dsp.fit_channels`, as a contiguous array (it is summed and scored many times)."""
-    return np.ascontiguousarray(fit_channels(audio, channels))
-
-
 def _common_rate(sets) -> int:
     rates = sorted({s.sr for s in sets})
     if rates[-1] / rates[0] > MAX_RESAMPLE_RATIO:
@@ -150,31 +150,39 @@ def _labels(sets) -> list[str]:
     return labels
 
 
-def _frame_si_sdr(reference: np.ndarray, estimate: np.ndarray, window: int) -> np.ndarray:
-    """SI-SDR of every ``window``-long frame (NaN where the reference frame is silent)."""
+def _frame_si_sdr(reference: np.ndarray, estimate: np.ndarray, window: int, silence_db: float) -> np.ndarray:
+    """SI-SDR of every ``window``-long frame (NaN where either frame is silent)."""
     count = reference.shape[1] // window
     values = np.full(count, np.nan)
     for k in range(count):
-        values[k] = si_sdr(reference[:, k * window:(k + 1) * window], estimate[:, k * window:(k + 1) * window])
+        values[k] = si_sdr(reference[:, k * window:(k + 1) * window], estimate[:, k * window:(k + 1) * window],
+                           silence_db=silence_db)
     return values
 
 
-def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_lag_s: float = 0.5,
+def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_lag_s: float | None = None,
             cache_dir: str | os.PathLike | None = None, settings=None) -> Comparison:
     """Compare stem sets, with or without a reference (true stems).
+
+    Every set is conformed first (:meth:`~stemlab.stemset.StemSet.conform`: one rate, channel
+    layout and length), resampled to one rate, aligned for lag against the reference (else the
+    first set) and trimmed to a common length; what was done is in ``sets[i]["steps"]`` and
+    ``alignment``.
 
     Parameters
     ----------
     *sets : StemSet, folder or set id
         Any number of sets (one is enough with a reference).
     reference : StemSet, folder or set id, optional
-        The true stems; adds ``si_sdr``, ``sdr``, ``sir``, ``sar`` and ``sdr_improvement``.
+        The true stems; adds ``si_sdr``, ``si_sdr_improvement``, ``sdr``, ``sir``, ``sar`` and
+        ``sdr_improvement``.
     window_s : float
         Frame length for framewise metrics (museval's default, 1 s).
     bss : bool
         Compute BSSEval v4 (``sdr``, ``sir``, ``sar``; slower) besides SI-SDR.
-    max_lag_s : float
-        How far apart (seconds) the sets may start and still be aligned.
+    max_lag_s : float, optional
+        How far apart (seconds) the sets may start and still be aligned; default
+        :func:`~stemlab.analysis.check.lag_range` of the material's duration.
     cache_dir, settings : optional
         Where sets named by id or folder are found and their derived data goes.
 
@@ -182,7 +190,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
     -------
     Comparison
     """
-    from .check import check
+    from .check import check, lag_range
     import pandas as pd
 
     if not sets:
@@ -204,49 +212,59 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
         raise UsageError(f"these sets have no stems in common (only the whole mix): {names}")
     labels = _labels(estimates)
 
-    # group sums, then alignment on the anchor (the reference, else the first set)
-    audio = {i: {g: group_audio(s, members) for g, members in groups.items()} for i, s in enumerate(everything)}
+    # group sums of the conformed sets, then alignment on the anchor (the reference, else the first set)
+    conformed = [s.conform() for s in everything]
+    audio = {i: {g: group_audio(c, members) for g, members in groups.items()} for i, c in enumerate(conformed)}
     anchor = len(everything) - 1 if truth is not None else 0
-    channels = max(a.shape[0] for parts in audio.values() for a in parts.values())
-    totals = {i: sum(_fit(a, channels) for a in parts.values()) for i, parts in audio.items()}
-    lags = {i: (0 if i == anchor else estimate_lag(totals[anchor], totals[i], max_lag=int(max_lag_s * sr),
-                                                     excerpt=int(10 * sr))) for i in audio}
+    channels = max(c.channels for c in conformed)
+    totals = {i: sum_tracks(parts.values(), channels=channels) for i, parts in audio.items()}
+    max_lag = int((lag_range(conformed[anchor].length / sr) if max_lag_s is None else max_lag_s) * sr)
+    lags = {i: (0 if i == anchor else estimate_lag(totals[anchor], totals[i], max_lag=max_lag,
+                                                     excerpt=max(int(10 * sr), 2 * max_lag))) for i in audio}
     length = min(t.shape[1] - max(lags[i], 0) for i, t in totals.items())
     for i, parts in audio.items():
         for g in parts:
-            parts[g] = shift(_fit(parts[g], channels), lags[i], length)
+            parts[g] = shift(fit_channels(parts[g], channels), lags[i], length)
     alignment = {label: {"lag_samples": lags[i], "length_samples": length, "sr": sr,
                          "resampled_from": resampled[i]} for i, label in enumerate(labels)}
     if truth is not None:
         alignment["reference"] = {"lag_samples": 0, "length_samples": length, "sr": sr,
                                   "resampled_from": resampled[anchor]}
+    # silence is relative to each set's mix (its source, else its stems' sum)
+    thresholds = {i: silence_threshold(c.source if c.source is not None else totals[i]) for i, c in enumerate(conformed)}
 
     rows, frames = [], []
     window = max(1, int(round(window_s * sr)))
 
     def add(set_label, stem, metric, value, silent):
-        rows.append({"set": set_label, "stem": stem, "metric": metric, "value": float(value), "silent": bool(silent)})
+        value = float(value)
+        rows.append({"set": set_label, "stem": stem, "metric": metric, "value": value, "silent": bool(silent),
+                     "identical": value == np.inf})
 
     for i, label in enumerate(labels):
         parts = audio[i]
         for g, share in zip(parts, _leakage(list(parts.values()))):
             a = parts[g]
-            add(label, g, "loudness_db", max(rms_db(a), -200.0), is_silent(a))
-            add(label, g, "leakage", share, is_silent(a))
+            quiet = is_silent(a, threshold_db=thresholds[i])
+            add(label, g, "loudness_db", max(rms_db(a), -200.0), quiet)
+            add(label, g, "leakage", share, quiet)
     if truth is not None:
         reference_parts = audio[anchor]
-        mixture = shift(_fit(np.asarray(truth.source.audio, dtype=np.float32), channels), 0, length) \
-            if truth.source is not None else sum(reference_parts.values())
-        baseline = {g: si_sdr(ref, mixture) for g, ref in reference_parts.items()}  # the mix as the estimate
+        reference_silence = thresholds[anchor]
+        mixture = (shift(fit_channels(conformed[anchor].source, channels), 0, length)
+                   if conformed[anchor].source is not None else sum_tracks(reference_parts.values()))
+        baseline = {g: si_sdr(ref, mixture, silence_db=reference_silence) for g, ref in reference_parts.items()}
         for i, label in enumerate(labels):
             for g, ref in reference_parts.items():
-                score, silent = si_sdr(ref, audio[i][g]), is_silent(ref) or is_silent(audio[i][g])
+                silent = is_silent(ref, threshold_db=reference_silence) or is_silent(audio[i][g],
+                                                                                    threshold_db=reference_silence)
+                score = float("nan") if silent else si_sdr(ref, audio[i][g], silence_db=reference_silence)
                 add(label, g, "si_sdr_improvement", score - baseline[g], silent)
                 if not bss:
                     add(label, g, "si_sdr", score, silent)
             if bss:
                 result = evaluate(reference_parts, audio[i], mixture=mixture, sr=sr, window_s=window_s,
-                                  hop_s=window_s)
+                                  hop_s=window_s, silence_db=reference_silence)
                 for stem in result.stems:
                     silent = stem.reference_silent or stem.estimate_silent
                     for metric in ("si_sdr", "sdr", "sir", "sar", "sdr_improvement"):
@@ -254,7 +272,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
                     for t, value in zip(stem.frames.start, stem.frames.sdr):
                         frames.append({"set": label, "stem": stem.name, "metric": "sdr", "time": t, "value": value})
             for g, ref in reference_parts.items():
-                for k, value in enumerate(_frame_si_sdr(ref, audio[i][g], window)):
+                for k, value in enumerate(_frame_si_sdr(ref, audio[i][g], window, reference_silence)):
                     frames.append({"set": label, "stem": g, "metric": "si_sdr", "time": k * window_s, "value": value})
     for i, a_label in enumerate(labels):
         for j, b_label in enumerate(labels):
@@ -262,25 +280,38 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
                 continue
             for g in groups:
                 ref, est = audio[j][g], audio[i][g]
-                add(f"{a_label} vs {b_label}", g, "agreement_si_sdr", si_sdr(ref, est), is_silent(ref) or is_silent(est))
-                for k, value in enumerate(_frame_si_sdr(ref, est, window)):
+                silent = is_silent(ref, threshold_db=thresholds[j]) or is_silent(est, threshold_db=thresholds[j])
+                add(f"{a_label} vs {b_label}", g, "agreement_si_sdr",
+                    float("nan") if silent else si_sdr(ref, est, silence_db=thresholds[j]), silent)
+                for k, value in enumerate(_frame_si_sdr(ref, est, window, thresholds[j])):
                     frames.append({"set": f"{a_label} vs {b_label}", "stem": g, "metric": "agreement_si_sdr",
                                    "time": k * window_s, "value": value})
 
     described = []
-    for label, s in zip(labels, estimates):
+    for label, s, c in zip(labels, estimates, conformed):
         report = check(s) if s.source is not None else None
         described.append({"name": label, "provider": s.provider, "job_id": s.job_id, "stems": s.names,
                           "folder": str(s.folder) if s.folder else None,
                           "recombines": None if report is None else report.ok,
-                          "residual_db": None if report is None else round(report.residual_db, 2)})
-    table = pd.DataFrame(rows, columns=["set", "stem", "metric", "value", "silent"])
-    table.loc[table.silent & table.metric.isin(SCORES) & ~np.isfinite(table.value), "value"] = np.nan
+                          "residual_db": None if report is None else round(report.residual_db, 2),
+                          "steps": _steps(c, channels)})
+    table = pd.DataFrame(rows, columns=["set", "stem", "metric", "value", "silent", "identical"])
+    table.loc[table.silent & table.metric.isin(SCORES), "value"] = np.nan
     return Comparison(table=table, sets=described, alignment=alignment,
                       groups={g: sorted(m) for g, m in groups.items()}, reference=truth.label if truth else None,
                       sr=sr, frames=pd.DataFrame(frames, columns=["set", "stem", "metric", "time", "value"]),
                       audio={**{label: audio[i] for i, label in enumerate(labels)},
-                             **({"reference": audio[anchor]} if truth is not None else {})})
+                             **({"reference": audio[anchor]} if truth is not None else {})},
+                      steps={label: _steps(c, channels) for label, c in zip(labels, conformed)})
+
+
+def _steps(conformed, channels: int) -> list[str]:
+    """What was done to a set to compare it: its conform steps, and a channel fit to the others."""
+    steps = [str(step) for step in conformed.steps]
+    if conformed.channels != channels:
+        how = "duplicated into" if conformed.channels == 1 else "averaged to mono and duplicated into"
+        steps.append(f"all tracks: {conformed.channels} channel(s), {how} {channels} channels to match the other sets")
+    return steps
 
 
 def _leakage(parts: list[np.ndarray]) -> list[float]:

@@ -39,13 +39,9 @@ def _fetched(sb, settings):
 
 
 def _summary(scores: list[dict]) -> str:
-    parts = [f"{r['stem']} {_db(r['si_sdr_improvement'], r['si_sdr'])}" for r in scores if not r["silent"]]
+    parts = [f"{r['stem']} {'identical' if r['identical'] else format(r['si_sdr_improvement'], '+.1f')}"
+             for r in scores if not r["silent"]]
     return ", ".join(parts)
-
-
-def _db(improvement: float, score: float) -> str:
-    """An improvement in dB, or "identical" when the estimate is the reference itself (> 100 dB)."""
-    return "identical" if score > 100 else f"{improvement:+.1f}"
 
 
 def run_demo(*, cache_dir: str | None = None, settings=None, open_report: bool = False, progress: bool = True,

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..conform import conform
 from ..errors import UsageError
 from . import methods
 
@@ -66,9 +67,10 @@ def _input(x, sr: int | None, references) -> tuple[np.ndarray, int, str, dict[st
     if isinstance(x, StemSet):
         if x.source is None:
             raise UsageError("this stem set has no source track to separate")
-        refs = references if references is not None else x
+        conformed = x.conform()  # one rate, layout and length: the true stems line up with the mix
+        refs = conformed.stems if references is None else _arrays(references)
         identity = _digest(x.source.token, str(x.sr))
-        return np.asarray(x.source.audio, dtype=np.float32), x.sr, identity, _arrays(refs), {
+        return np.asarray(conformed.source, dtype=np.float32), x.sr, identity, refs, {
             "stemset": x.key or str(x.folder), "provider": x.provider}
     if isinstance(x, (str, os.PathLike)):
         path = Path(x).expanduser()
@@ -84,8 +86,8 @@ def _input(x, sr: int | None, references) -> tuple[np.ndarray, int, str, dict[st
 def _arrays(references) -> dict[str, np.ndarray] | None:
     if references is None:
         return None
-    if hasattr(references, "arrays"):
-        return references.arrays()
+    if hasattr(references, "conform"):
+        return dict(references.conform().stems)
     return {name: np.asarray(audio, dtype=np.float32) for name, audio in dict(references).items()}
 
 
@@ -126,6 +128,7 @@ def separate(x, method: str = "hpss", *, sr: int | None = None, references=None,
         if not refs:
             raise UsageError("oracle needs the true stems: pass a StemSet that has them (e.g. stemlab.demo_song()) "
                              "or references={name: audio}")
+        refs = conform(refs, source=mix, sr=rate).stems  # given stems fitted onto the mix's layout and length
         identity = _digest(identity, *sorted(f"{n}:{_digest(np.ascontiguousarray(a).tobytes())}"
                                              for n, a in refs.items()))
     if name == "center" and mix.shape[0] != 2:

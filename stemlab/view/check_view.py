@@ -29,7 +29,7 @@ def plot(report, ax=None):
     ax.invert_yaxis()
     ax.set_xlabel("stem duration - source duration (ms)")
     verdict = "recombines" if report.ok else "does NOT recombine"
-    ax.set_title(f"{verdict}: lag {report.lag_samples} samples, gain {report.gain_db:+.2f} dB, "
+    ax.set_title(f"{verdict}: lag {report.lag_samples} samples, {report.level_text}, "
                  f"residual {report.residual_db:.1f} dB", fontsize=10)
     object.__setattr__(report, "ax_", ax)
     object.__setattr__(report, "bars_", bars)
@@ -45,12 +45,25 @@ def html(report) -> str:
         f"<tr style='{'' if s.ok else 'background:#fdecea;color:#922b21;font-weight:bold'}"
         f"{'color:#999' if s.silent and s.ok else ''}'>"
         f"<td style='text-align:left'>{_html.escape(s.name)}</td><td>{s.duration:.3f}</td>"
-        f"<td>{1000 * s.delta_s:+.1f}</td><td>{'silent' if s.silent else f'{s.level_dbfs:.1f}'}</td>"
-        f"<td>{'ok' if s.ok else 'FAIL'}</td></tr>" for s in report.stems)
+        f"<td>{s.native_sr or ''}</td><td>{1000 * s.delta_s:+.1f}</td>"
+        f"<td>{'silent' if s.silent else f'{s.level_dbfs:.1f}'}</td>"
+        f"<td>{'' if s.silent else f'{_gain_words(s.gain_db)}'}</td><td>{'' if s.silent else s.lag_samples}</td>"
+        f"<td style='text-align:left'>{_html.escape(s.verdict)}</td></tr>" for s in report.stems)
     problems = "".join(f"<li>{_html.escape(p)}</li>" for p in report.problems)
+    steps = "".join(f"<li>{_html.escape(str(step))}</li>" for step in report.steps)
     summary = (f"source {report.source_duration:.3f} s · lag {report.lag_samples} samples "
-               f"({1000 * report.lag_s:+.1f} ms) · gain {report.gain_db:+.2f} dB · residual {report.residual_db:.1f} dB")
+               f"({1000 * report.lag_s:+.1f} ms) · {report.level_text} · residual {report.residual_db:.1f} dB")
     picture = figure_png(lambda ax: plot(report, ax=ax), figsize=(7, 0.3 * len(report.stems) + 1.3), dpi=80)
+    done = f"<details><summary>conformed: {len(report.steps)} step(s)</summary><ul>{steps}</ul></details>" \
+        if steps else ""
     return (f"<div>{verdict}<br><small>{summary}</small>{f'<ul>{problems}</ul>' if problems else ''}"
-            f"<table><thead><tr><th>stem</th><th>duration (s)</th><th>delta (ms)</th><th>level (dBFS)</th>"
-            f"<th></th></tr></thead><tbody>{rows}</tbody></table>{picture}</div>")
+            f"<table><thead><tr><th>stem</th><th>duration (s)</th><th>rate (Hz)</th><th>delta (ms)</th>"
+            f"<th>level (dBFS)</th><th>in the source</th><th>lag</th><th>verdict</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{done}{picture}</div>")
+
+
+def _gain_words(gain_db: float) -> str:
+    """A stem's least-squares gain in the source as words: "as is", "6.0 dB quieter"..."""
+    if abs(gain_db) < 0.05:
+        return "as is"
+    return f"{abs(gain_db):.1f} dB {'quieter' if gain_db > 0 else 'louder'}"

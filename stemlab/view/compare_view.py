@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import html as _html
 
+import numpy as np
+
 from ..errors import UsageError
 from .explorer import Explorer
 from .tracks import Track
 
-__all__ = ["CompareView", "plot", "html"]
+__all__ = ["CompareView", "plot", "html", "formatted"]
 
 
 class CompareView:
@@ -82,8 +84,7 @@ class CompareView:
                   f"{self.b_select.value} vs {self.a_select.value}"}
         rows = rows[rows.set.isin(wanted)]
         pivot = rows.pivot_table(index="metric", columns="set", values="value", sort=False, dropna=False)
-        self.table.value = (f"<b>{_html.escape(self.stem_select.value)}</b>"
-                            + pivot.round(2).to_html(na_rep="silent"))
+        self.table.value = f"<b>{_html.escape(self.stem_select.value)}</b>" + formatted(pivot).to_html()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -109,7 +110,7 @@ def plot(comparison, ax=None, *, metric: str | None = None):
     for i, label in enumerate(labels):
         positions = [k + (i - (len(labels) - 1) / 2) * width for k in range(len(stems))]
         if frames is not None and len(frames):
-            data = [frames[(frames.set == label) & (frames.stem == s)].value.dropna().to_numpy() for s in stems]
+            data = [_finite(frames[(frames.set == label) & (frames.stem == s)].value) for s in stems]
             keep = [(p, d) for p, d in zip(positions, data) if len(d)]
             if keep:
                 ax.boxplot([d for _, d in keep], positions=[p for p, _ in keep], widths=width * 0.9,
@@ -117,7 +118,8 @@ def plot(comparison, ax=None, *, metric: str | None = None):
                            medianprops={"color": "k"}, showfliers=False)
         else:
             rows = table[(table.metric == metric) & (table.set == label)]
-            values = [rows[rows.stem == s].value.mean() for s in stems]
+            values = [np.mean(_finite(rows[rows.stem == s].value)) if len(_finite(rows[rows.stem == s].value))
+                      else np.nan for s in stems]
             ax.bar(positions, values, width=width * 0.9, color=f"C{i}", alpha=0.8)
         ax.plot([], [], color=f"C{i}", lw=6, alpha=0.6, label=label)
     ax.set_xticks(range(len(stems)), stems)
@@ -134,6 +136,26 @@ def html(comparison) -> str:
              + (f", reference {comparison.reference}" if comparison.reference else ", no reference")]
     for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
         if (comparison.table.metric == metric).any():
-            parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>"
-                         + comparison.pivot(metric).round(2).to_html(na_rep="silent"))
+            parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>" + formatted(comparison.pivot(metric)).to_html())
     return "<div>" + "".join(parts) + "</div>"
+
+
+def formatted(table):
+    """A table of scores as text: 2 decimals, "silent" for NaN, "identical" for +inf.
+
+    >>> import pandas as pd
+    >>> formatted(pd.DataFrame({"a": [1.234, float("nan"), float("inf")]})).a.tolist()
+    ['1.23', 'silent', 'identical']
+    """
+    def cell(value):
+        if value != value:
+            return "silent"
+        return "identical" if value == float("inf") else f"{value:.2f}"
+
+    return table.map(cell) if hasattr(table, "map") else table.applymap(cell)
+
+
+def _finite(values):
+    """The finite values of a Series (silent NaN and identical +inf left out of plots' ranges)."""
+    array = np.asarray(values, dtype=float)
+    return array[np.isfinite(array)]

@@ -69,7 +69,9 @@ def section(title: str, stemset, check=None, *, description: str = "", scores=()
 
 
 def _fmt(value: float) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.1f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return "identical" if value == math.inf else f"{value:+.1f}"
 
 
 def _scores_table(sections: Sequence[Section]) -> str:
@@ -79,7 +81,7 @@ def _scores_table(sections: Sequence[Section]) -> str:
             improvement = row["si_sdr_improvement"]
             cls = "muted" if row["silent"] else ("good" if improvement > 0 else "bad")
             note = ("silent" if row["silent"] else
-                    "identical to the truth (the sandbox served the true stems)" if row["si_sdr"] > 100 else "")
+                    "identical to the truth (the sandbox served the true stems)" if row["identical"] else "")
             rows.append(f"<tr><td>{html.escape(sec.title)}</td><td>{html.escape(row['stem'])}</td>"
                         f"<td>{_fmt(row['si_sdr'])}</td><td class='{cls}'>{_fmt(improvement)}</td>"
                         f"<td class='muted'>{note}</td></tr>")

@@ -54,16 +54,16 @@ def test_scores_against_a_reference_follow_the_formula(tmp_path, truth, truth_st
     estimate = {n: (noisy(a, -10, 7) if n != "brass" else a) for n, a in truth_stems.items()}
     result = compare(write_set(tmp_path / "est", estimate), reference=truth)
     assert set(result.table.metric) <= set(METRICS)
-    assert list(result.table.columns) == ["set", "stem", "metric", "value", "silent"]
+    assert list(result.table.columns) == ["set", "stem", "metric", "value", "silent", "identical"]
     assert value(result, "est", "vocals", "si_sdr") == pytest.approx(10.0, abs=0.2)  # noise 10 dB down
     assert value(result, "est", "vocals", "sdr") == pytest.approx(10.0, abs=1.0)
     assert math.isnan(value(result, "est", "brass", "si_sdr"))  # silent in the truth: NaN, flagged
     assert result.table[(result.table.stem == "brass") & (result.table.metric == "sdr")].silent.all()
     decoded = json.loads(result.to_json())
     assert set(decoded) == {"sets", "alignment", "rows"}
-    assert all(set(r) == {"set", "stem", "metric", "value", "silent"} for r in decoded["rows"])
+    assert all(set(r) == {"set", "stem", "metric", "value", "silent", "identical"} for r in decoded["rows"])
     assert any(r["value"] is None for r in decoded["rows"])  # NaN becomes null, never inf
-    assert "set,stem,metric,value,silent" in result.to_csv().splitlines()[0]
+    assert "set,stem,metric,value,silent,identical" in result.to_csv().splitlines()[0]
 
 
 def test_sets_of_different_granularity_meet_on_common_groups(tmp_path, truth, truth_stems):
