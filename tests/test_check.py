@@ -90,7 +90,9 @@ def test_report_plot_and_html(tmp_path, stems):
     s = make_set(tmp_path / "set", stems, edit=lambda n, a: a[:, :-SR // 4] if n == "guitar" else a)
     report = check(s)
     html = report._repr_html_()
-    assert "FAIL" in html and "data:image/png;base64" in html and "guitar" in html
+    assert "short" in html and "data:image/png;base64" in html and "guitar" in html
+    row = html.split("<td style='text-align:left'>guitar</td>")[0].rsplit("<tr", 1)[1]
+    assert "background:#fdecea" in row  # its row is highlighted
     from stemlab.view.figures import new_figure
 
     ax = new_figure().add_subplot()

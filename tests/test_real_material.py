@@ -17,7 +17,6 @@ from stemlab.audio import decode, probe
 from stemlab.encode import mp3_bytes
 from stemlab.sandbox.synth import strip_xing_frame
 
-pytestmark = pytest.mark.skipif(not ROCK.is_dir(), reason="../shared/data is not beside the repository")
 
 
 @pytest.fixture(scope="module")

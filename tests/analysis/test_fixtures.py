@@ -18,7 +18,6 @@ from realdata import ROCK, SEPARATION  # noqa: E402
 
 from stemlab.analysis.metrics import bss_eval  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not ROCK.is_dir(), reason="../shared/data is not beside the repository")
 
 MATLAB = {"Source to Distortion": "sdr", "Image to Spatial": "isr", "Source to Interference": "sir",
           "Source to Artifact": "sar"}

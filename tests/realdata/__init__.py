@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 ROCK = DATA / "musdb18-sample-80s-rock"
 SEPARATION = DATA / "mir_eval-separation"
+assert ROCK.is_dir() and SEPARATION.is_dir(), f"the real test material is missing: expected {DATA} beside the repository"
 STEMS = ("vocals", "drums", "bass", "other")
 SR = 44100
 LENGTH = 300_032
@@ -84,6 +85,9 @@ VARIANTS = {
     "inverted": (False, ("drums",), "drums is inverted"),
     "missing": (False, (), "a part seems to be missing"),
     "quieter": (False, (), "the stems are 6.0 dB quieter than the source"),
+    "late-1s": (False, (), "the stems are 44,100 samples (1000.0 ms) late against the source"),
+    "limited": (False, (), "the source looks limited or clipped after the stems were summed"),
+    "clipped": (False, (), "the source looks limited or clipped after the stems were summed"),
 }
 
 
@@ -111,6 +115,11 @@ def make_variant(name: str, root: Path) -> Path:
         del tracks["bass"]
     elif name == "quieter":
         tracks = {n: (a if n == "mixture" else 0.5 * a) for n, a in tracks.items()}
+    elif name == "late-1s":
+        tracks = {n: (a if n == "mixture" else _delayed(a, SR)) for n, a in tracks.items()}
+    elif name in ("limited", "clipped"):  # the mix made from the stems, then limited or clipped
+        total = sum(tracks[n] for n in STEMS)
+        tracks["mixture"] = np.tanh(2.5 * total) / 2.5 if name == "limited" else np.clip(total, -0.4, 0.4)
     for track, audio in tracks.items():
         if name in ("mp3-tagless-vbr", "mp3-tagless-cbr"):
             _write(folder, track, audio, sr, "mp3" if track == "mixture" else
