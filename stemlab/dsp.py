@@ -179,39 +179,77 @@ def estimate_lag(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, exc
     sample ``center``, default the middle) with ``signal`` around it, via FFT, and takes the
     largest *absolute* correlation in ``[-max_lag, max_lag]``: a signal of inverted polarity is
     still found at its true lag (the sign of the correlation is its polarity). Of correlation
-    peaks within 2% of the largest (a repeating loop), the one nearest 0 wins.
+    peaks within 2% of the largest (a repeating loop), the one nearest 0 wins. A long range is
+    searched on block means first (at most 2,048 lags), then refined at full rate.
 
     >>> x = np.random.default_rng(0).standard_normal((1, 20000)).astype(np.float32)
     >>> estimate_lag(x, np.roll(x, 37, axis=1), max_lag=100, excerpt=8000)
     37
     >>> estimate_lag(x, -np.roll(x, -5, axis=1), max_lag=100, excerpt=8000)
     -5
+    >>> estimate_lag(x, np.roll(x, 5003, axis=1), max_lag=8000, excerpt=8000)
+    5003
     """
-    import scipy.fft
-
     n = min(np.shape(reference)[-1], np.shape(signal)[-1])
     if n == 0:
         return 0
     center = n // 2 if center is None else int(center)
     start = int(np.clip(center - excerpt // 2, 0, max(0, n - excerpt)))
     stop = min(n, start + excerpt)
-    lo, hi = max(0, start - max_lag), min(np.shape(signal)[-1], stop + max_lag)
     a = np.atleast_2d(reference)[:, start:stop].mean(axis=0, dtype=np.float64)
-    b = np.atleast_2d(signal)[:, lo:hi].mean(axis=0, dtype=np.float64)
+
+    def window(first: int, last: int) -> tuple[np.ndarray, int]:
+        lo, hi = max(0, start + first), min(np.shape(signal)[-1], stop + last)
+        return np.atleast_2d(signal)[:, lo:hi].mean(axis=0, dtype=np.float64), lo
+
+    factor = -(-max_lag // 2048)
+    if factor == 1:
+        b, lo = window(-max_lag, max_lag)
+        return _nearest_best(*_peaks(a, b, start - lo, np.arange(-max_lag, max_lag + 1)))
+    # coarse: block means; every coarse peak near the best is refined at the full rate around it
+    b, lo = window(-max_lag, max_lag)
+    coarse, scores = _peaks(_blocks(a, factor), _blocks(b, factor), (start - lo) // factor,
+                            np.arange(-(max_lag // factor), max_lag // factor + 1))
+    keep = coarse[scores >= 0.9 * scores.max()] * factor
+    refined, refined_scores = [], []
+    for guess in keep[np.argsort(np.abs(keep))][:8]:
+        lags = np.arange(max(-max_lag, guess - 2 * factor), min(max_lag, guess + 2 * factor) + 1)
+        b, lo = window(int(lags[0]), int(lags[-1]))
+        found, found_scores = _peaks(a, b, start - lo, lags)
+        if len(found):
+            refined.append(found[np.argmax(found_scores)])
+            refined_scores.append(found_scores.max())
+    return _nearest_best(np.array(refined), np.array(refined_scores)) if refined else 0
+
+
+def _blocks(x: np.ndarray, factor: int) -> np.ndarray:
+    """Means of ``factor``-sample blocks (a crude low-pass and decimation, for coarse searches)."""
+    return x[: len(x) // factor * factor].reshape(-1, factor).mean(axis=1)
+
+
+def _peaks(a: np.ndarray, b: np.ndarray, offset: int, lags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lags among ``lags`` where the absolute correlation of ``a`` (starting at ``offset`` in
+    ``b``'s samples) with ``b`` has a local peak, and those peaks' values."""
+    import scipy.fft
+
     if not np.any(a) or not np.any(b):
-        return 0
+        return np.zeros(1, dtype=np.int64), np.zeros(1)
     size = scipy.fft.next_fast_len(len(a) + len(b), real=True)
     corr = scipy.fft.irfft(scipy.fft.rfft(b, size) * np.conj(scipy.fft.rfft(a, size)), size)
-    # corr[k] = sum_t b[t + k] a[t]: b at offset k (relative to lo) matches a at 0 (relative to start)
-    lags = np.arange(-max_lag, max_lag + 1)
-    index = (lags + start - lo) % size
-    valid = (lags + start - lo >= 0) & (lags + start - lo <= len(b) - 1)
-    scores = np.where(valid, np.abs(corr[index]), -np.inf)
-    # music repeats (a loop a bar later correlates almost as well): of the correlation peaks within
-    # 2% of the best, the nearest to 0
+    # corr[k] = sum_t b[t + k] a[t]: b at offset k matches a at 0
+    index = lags + offset
+    valid = (index >= 0) & (index <= len(b) - 1)
+    scores = np.where(valid, np.abs(corr[index % size]), -np.inf)
     padded = np.concatenate([[-np.inf], scores, [-np.inf]])
-    peaks = np.flatnonzero((scores >= padded[:-2]) & (scores >= padded[2:]) & (scores >= 0.98 * scores.max()))
-    return int(lags[peaks[np.argmin(np.abs(lags[peaks]))]])
+    at = np.flatnonzero((scores >= padded[:-2]) & (scores >= padded[2:]) & np.isfinite(scores))
+    return (lags[at], scores[at]) if len(at) else (np.zeros(1, dtype=np.int64), np.zeros(1))
+
+
+def _nearest_best(lags: np.ndarray, scores: np.ndarray) -> int:
+    """Music repeats (a loop a bar later correlates almost as well): of the peaks within 2% of the
+    best, the one nearest 0."""
+    near = np.flatnonzero(scores >= 0.98 * scores.max())
+    return int(lags[near[np.argmin(np.abs(lags[near]))]])
 
 
 # ---------------------------------------------------------------------------------------- STFT

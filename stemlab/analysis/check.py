@@ -198,7 +198,7 @@ def recombination(stemset, *, max_lag_s: float | None = None, excerpt_s: float =
     sr, source = conformed.sr, conformed.source
     total = sum_tracks(conformed.stems.values(), channels=conformed.channels, length=conformed.length)
     max_lag = int((lag_range(conformed.length / sr) if max_lag_s is None else max_lag_s) * sr)
-    lag = estimate_lag(source, total, max_lag=max_lag, excerpt=max(int(excerpt_s * sr), 2 * max_lag))
+    lag = estimate_lag(source, total, max_lag=max_lag, excerpt=int(excerpt_s * sr))
     aligned = shift(total, lag, conformed.length)
     window = overlap(lag, conformed.length)  # where the shifted sum still has samples
     products = gram([source[:, window], aligned[:, window]])
@@ -238,6 +238,22 @@ def _fit(source: np.ndarray, parts: list[np.ndarray]) -> tuple[np.ndarray, float
     gains = np.linalg.lstsq(matrix, target, rcond=1e-10)[0] if len(parts) else np.zeros(0)
     residual = products[0, 0] - 2 * gains @ target + gains @ matrix @ gains
     return gains, max(float(residual), 0.0), products
+
+
+def _own_lags(source: np.ndarray, base: dict, audible: list[str], judged: list[str], gain_of: dict, *, sr: int,
+              max_lag: int, excerpt: int) -> dict[str, int]:
+    """Each judged stem's own lag: the stem correlated, where it is loudest, with the source minus
+    every other stem (at its fitted gain), which leaves the stem's own part of the source."""
+    fitted = sum_tracks([gain_of[n] * base[n] for n in audible], channels=source.shape[0], length=source.shape[1])
+    lags = {}
+    for name in judged:
+        audio = base[name]
+        center = _loudest_center(audio, sr)
+        lo = max(0, center - excerpt // 2 - max_lag)
+        hi = min(source.shape[1], center + excerpt // 2 + max_lag)
+        others = source[:, lo:hi] - (fitted[:, lo:hi] - gain_of[name] * audio[:, lo:hi])
+        lags[name] = estimate_lag(others, audio[:, lo:hi], max_lag=max_lag, excerpt=excerpt, center=center - lo)
+    return lags
 
 
 def _describe_gain(gain_db: float) -> str:
@@ -301,23 +317,14 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     fitted_db = _energy_db(residual_energy, source_energy)
     off = not fitted_db <= residual_tolerance_db or any(
         abs(_db(gain_of[n])) > gain_tolerance_db or gain_of[n] < 0 for n in judged)
-    if off and judged:  # each stem's own lag, against the source minus the other stems (fitted)
-        fitted = sum_tracks([gain_of[n] * base[n] for n in audible], channels=conformed.channels, length=length)
-        excerpt = max(int(excerpt_s * sr), 2 * max_lag)
-        candidates = {}
-        for name in judged:
-            audio = base[name]
-            center = _loudest_center(audio, sr)
-            lo, hi = max(0, center - excerpt // 2 - max_lag), min(length, center + excerpt // 2 + max_lag)
-            others = source[:, lo:hi] - (fitted[:, lo:hi] - gain_of[name] * audio[:, lo:hi])
-            candidates[name] = estimate_lag(others, audio[:, lo:hi], max_lag=max_lag, excerpt=excerpt,
-                                            center=center - lo)
-        if any(candidates.values()):
-            aligned = [shift(base[n], candidates.get(n, 0), length) if candidates.get(n) else base[n]
-                       for n in audible]
+    if off and judged:
+        lags = _own_lags(source, base, audible, judged, gain_of, sr=sr, max_lag=max_lag,
+                         excerpt=int(excerpt_s * sr))
+        if any(lags.values()):
+            aligned = [shift(base[n], lags[n], length) if lags.get(n) else base[n] for n in audible]
             new_gains, new_residual, _ = _fit(source, aligned)
             if _energy_db(new_residual, source_energy) < fitted_db - 1.0:  # the lags explain the residual
-                own_lag.update(candidates)
+                own_lag.update(lags)
                 gain_of = dict(zip(audible, new_gains))
                 fitted_db = _energy_db(new_residual, source_energy)
 

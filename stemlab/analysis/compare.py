@@ -220,7 +220,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
     totals = {i: sum_tracks(parts.values(), channels=channels) for i, parts in audio.items()}
     max_lag = int((lag_range(conformed[anchor].length / sr) if max_lag_s is None else max_lag_s) * sr)
     lags = {i: (0 if i == anchor else estimate_lag(totals[anchor], totals[i], max_lag=max_lag,
-                                                     excerpt=max(int(10 * sr), 2 * max_lag))) for i in audio}
+                                                     excerpt=int(10 * sr))) for i in audio}
     length = min(t.shape[1] - max(lags[i], 0) for i, t in totals.items())
     for i, parts in audio.items():
         for g in parts:
