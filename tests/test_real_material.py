@@ -120,6 +120,12 @@ def test_a_tagless_vbr_set_served_by_the_sandbox_recombines(tmp_path, sandbox_en
                                  timeout=120)
     report = json.loads(checked.stdout)
     assert checked.returncode == 0, report["problems"]
+    # the JSON contract: every field of 0.1 keeps its meaning, new ones are added
+    assert set(report) >= {"ok", "source_duration", "lag_samples", "gain", "residual_db", "stems", "problems",
+                           "culprits", "missing", "limited", "fitted_residual_db", "steps"}
+    assert set(report["stems"][0]) >= {"name", "duration", "delta_s", "ok", "silent", "native_sr", "lag_samples",
+                                       "gain_db", "polarity", "verdict"}
+    assert report["ok"] is True and report["culprits"] == [] and report["gain"] == pytest.approx(1.0, abs=0.01)
     assert report["lag_samples"] == 0 and report["residual_db"] < -25
     assert {step["action"] for step in report["steps"]} >= {"delay"}
     manifest = json.loads(next((tmp_path / "cache" / "sets").glob("cqtai-12-rock/manifest.json")).read_text())

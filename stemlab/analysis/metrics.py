@@ -22,8 +22,9 @@ Conventions
   ``(n_sources, n_channels, n_samples)``.
 * Channels are scored jointly: every energy is summed over the channels of a stem, as museval
   does, and SI-SDR treats a stereo stem as one long signal (one scale factor for both channels).
-* Ratios are in dB. The error signal of SI-SDR and SDR is built in float64, chunk by chunk, so a
-  true 120 dB reads within 0.01 dB from float32 or float64 input.
+* Ratios are in dB. Above 60 dB, where energies expanded as ``|s|² - 2<s, e> + |e|²`` would lose
+  digits to cancellation, the error signal of SI-SDR and SDR is built in float64, chunk by chunk:
+  a true 120 dB reads within 0.01 dB from float32 or float64 input.
 * **Identical**: an estimate equal to its reference (for SI-SDR: up to scale), to within float64
   rounding (an error more than 250 dB below the target, :data:`IDENTICAL_DB`), scores ``+inf``
   and is flagged ``identical``; tables show "identical" and plots leave it out of their axes.
@@ -115,6 +116,11 @@ MAX_DB = float(10 * np.log10(1 / np.finfo(np.float64).eps))
 IDENTICAL_DB = 250.0
 
 _CHUNK = 1 << 16  # samples per float64 chunk
+
+#: Below this share of the estimate's energy, an error computed from expanded energies
+#: (``|s|² - 2<s, e> + |e|²``) has lost digits to cancellation: it is computed again from the
+#: error signal itself (beyond 60 dB).
+_EXACT_BELOW = 1e-6
 
 
 # ---------------------------------------------------------------------------- dB
@@ -236,22 +242,26 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = Fal
     if zero_mean:
         reference = reference - reference.mean(dtype=np.float64)
         estimate = estimate - estimate.mean(dtype=np.float64)
-    energy, cross, estimate_energy = 0.0, 0.0, 0.0
-    for s, e in _chunks(reference, estimate):
-        energy += float(s @ s)
-        cross += float(s @ e)
-        estimate_energy += float(e @ e)
+    energy, cross, estimate_energy = inner(reference, reference), inner(reference, estimate), inner(estimate, estimate)
     _finite(energy + estimate_energy, "reference", "estimate")
     if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
             quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
         return float("nan")
     alpha = cross / energy
+    error = alpha * alpha * energy - 2 * alpha * cross + estimate_energy  # |alpha s - e|^2, expanded
+    if error < _EXACT_BELOW * estimate_energy:  # cancellation would show: build the error signal
+        error = _error_energy(reference, estimate, alpha)
+    return _score(alpha * alpha * energy, max(error, 0.0))
+
+
+def _error_energy(reference: np.ndarray, estimate: np.ndarray, alpha: float = 1.0) -> float:
+    """``|alpha s - e|^2`` from the error signal itself, built in float64 chunk by chunk."""
     error = 0.0
     for s, e in _chunks(reference, estimate):
         s *= alpha
         s -= e
         error += float(s @ s)
-    return _score(alpha * alpha * energy, error)
+    return error
 
 
 def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float | None = None) -> float:
@@ -268,17 +278,15 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float | None
     20.0
     """
     reference, estimate = _pair(reference, estimate)
-    energy, estimate_energy, error = 0.0, 0.0, 0.0
-    for s, e in _chunks(reference, estimate):
-        energy += float(s @ s)
-        estimate_energy += float(e @ e)
-        e -= s
-        error += float(e @ e)
+    energy, cross, estimate_energy = inner(reference, reference), inner(reference, estimate), inner(estimate, estimate)
     _finite(energy + estimate_energy, "reference", "estimate")
     if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
             quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
         return float("nan")
-    return _score(energy, error)
+    error = energy - 2 * cross + estimate_energy  # |e - s|^2, expanded
+    if error < _EXACT_BELOW * estimate_energy:
+        error = _error_energy(reference, estimate)
+    return _score(energy, max(error, 0.0))
 
 
 def sdr_improvement(reference: np.ndarray, estimate: np.ndarray, mixture: np.ndarray, *,

@@ -81,7 +81,7 @@ VARIANTS = {
     "mono": (True, (), None),
     "frame-short": (True, (), None),
     "mixed-rate": (True, (), None),
-    "delayed": (False, ("vocals",), "vocals is 2,205 samples (50.0 ms) late"),
+    "delayed": (False, ("vocals",), "vocals is 1,105 samples (25.1 ms) late"),
     "inverted": (False, ("drums",), "drums is inverted"),
     "missing": (False, (), "a part seems to be missing"),
     "quieter": (False, (), "the stems are 6.0 dB quieter than the source"),
@@ -108,7 +108,7 @@ def make_variant(name: str, root: Path) -> Path:
     elif name == "frame-short":
         tracks["bass"] = tracks["bass"][:, :-1152]
     elif name == "delayed":
-        tracks["vocals"] = _delayed(tracks["vocals"], 2205)
+        tracks["vocals"] = _delayed(tracks["vocals"], 1105)  # an MP3 delay left in one stem
     elif name == "inverted":
         tracks["drums"] = -tracks["drums"]
     elif name == "missing":
