@@ -84,7 +84,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from ..dsp import SILENCE_FLOOR_DB, inner, is_silent, quiet, rms_db, silence_threshold
+from ..dsp import SILENCE_FLOOR_DB, is_silent, products, quiet, rms_db, silence_threshold
 from ..errors import UsageError
 from .bsseval import Energies, bss_eval_energies, frame_starts
 
@@ -197,8 +197,21 @@ def _finite(value: float, *labels: str) -> float:
     return value
 
 
-def _thresholds(reference: np.ndarray, silence_db: float | None) -> float:
-    return silence_threshold(reference) if silence_db is None else silence_db
+def _energies(reference: np.ndarray, estimate: np.ndarray) -> tuple[float, float, float]:
+    """``|s|²``, ``<s, e>`` and ``|e|²``, in one float64 pass; NaN or inf in either is refused (it
+    makes an energy NaN or inf, so the check costs nothing)."""
+    energy, cross, estimate_energy = products(reference, estimate)
+    return _finite(energy, "reference"), cross, _finite(estimate_energy, "estimate")
+
+
+def _silent_pair(energy: float, estimate_energy: float, size: int, silence_db: float | None) -> bool:
+    """Whether the reference or the estimate (their energies over ``size`` values) is silent: both
+    against ``silence_db``, or with none given, the reference against the backstop and the estimate
+    against 60 dB below the reference."""
+    if silence_db is None:
+        reference_db = 10 * np.log10(energy / size) if energy > 0 and size else float("-inf")
+        return quiet(energy, size, SILENCE_FLOOR_DB) or quiet(estimate_energy, size, silence_threshold(reference_db))
+    return quiet(energy, size, silence_db) or quiet(estimate_energy, size, silence_db)
 
 
 # --------------------------------------------------------------------------- single stems
@@ -242,10 +255,8 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray, *, zero_mean: bool = Fal
     if zero_mean:
         reference = reference - reference.mean(dtype=np.float64)
         estimate = estimate - estimate.mean(dtype=np.float64)
-    energy, cross, estimate_energy = inner(reference, reference), inner(reference, estimate), inner(estimate, estimate)
-    _finite(energy + estimate_energy, "reference", "estimate")
-    if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
-            quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
+    energy, cross, estimate_energy = _energies(reference, estimate)
+    if _silent_pair(energy, estimate_energy, reference.size, silence_db):
         return float("nan")
     alpha = cross / energy
     error = alpha * alpha * energy - 2 * alpha * cross + estimate_energy  # |alpha s - e|^2, expanded
@@ -278,10 +289,8 @@ def sdr(reference: np.ndarray, estimate: np.ndarray, *, silence_db: float | None
     20.0
     """
     reference, estimate = _pair(reference, estimate)
-    energy, cross, estimate_energy = inner(reference, reference), inner(reference, estimate), inner(estimate, estimate)
-    _finite(energy + estimate_energy, "reference", "estimate")
-    if quiet(energy, reference.size, silence_db if silence_db is not None else SILENCE_FLOOR_DB) or \
-            quiet(estimate_energy, estimate.size, _thresholds(reference, silence_db)):
+    energy, cross, estimate_energy = _energies(reference, estimate)
+    if _silent_pair(energy, estimate_energy, reference.size, silence_db):
         return float("nan")
     error = energy - 2 * cross + estimate_energy  # |e - s|^2, expanded
     if error < _EXACT_BELOW * estimate_energy:
