@@ -66,7 +66,8 @@ class AudioInfo:
 
     def describe(self) -> dict:
         """The facts a manifest or report records about how the file was decoded."""
-        facts = {"sr": self.sr, "channels": self.channels, "frames": self.frames, "decoder": self.decoder}
+        facts = {"sr": self.sr, "channels": self.channels, "frames": self.frames, "format": self.format,
+                 "decoder": self.decoder}
         return {**facts, "gapless": self.gapless, "skip": self.skip} if self.gapless else facts
 
 

@@ -46,13 +46,14 @@ class Stem(Rendered):
     _view = "stemlab.view.set_view"
 
     def __init__(self, owner: "StemSet", name: str, path: Path, *, label: str | None = None,
-                 stated_duration: float | None = None, sha256: str | None = None):
+                 stated_duration: float | None = None, sha256: str | None = None, decoded: Mapping | None = None):
         self._owner = owner
         self.name = name
         self.path = Path(path)
         self.label = label or name
         self.stated_duration = stated_duration
         self._sha256 = sha256
+        self._decoded = dict(decoded or {})
         self._audio: np.ndarray | None = None
 
     def __repr__(self) -> str:
@@ -60,8 +61,14 @@ class Stem(Rendered):
 
     @cached_property
     def info(self) -> AudioInfo:
-        """Header facts (rate, channels, true frame count) without decoding."""
-        return probe(self.path)
+        """Header facts (rate, channels, true frame count) without decoding: as the manifest
+        recorded them when the file was fetched (its bytes are checked against its sha256 by
+        ``stemlab cache verify``), else read from the file."""
+        try:
+            return AudioInfo(**{**self._decoded, "format": self._decoded.get("format")
+                                or self.path.suffix.lstrip(".").upper()})
+        except TypeError:  # no record (a folder, a local set), or an older one
+            return probe(self.path)
 
     @property
     def sr(self) -> int:
@@ -117,7 +124,6 @@ class Stem(Rendered):
         return target.read_bytes()
 
 
-
 class StemSet(Rendered):
     """A set of stems, the source track they were split from, and where they came from.
 
@@ -148,10 +154,12 @@ class StemSet(Rendered):
         for name, path in _in_canonical_order(stems or {}).items():
             record = records.get(name, {})
             self._stems[name] = Stem(self, name, path, label=record.get("label"),
-                                     stated_duration=record.get("stated_duration"), sha256=record.get("sha256"))
+                                     stated_duration=record.get("stated_duration"), sha256=record.get("sha256"),
+                                     decoded=record.get("decode"))
         src = self.manifest.get("source") or {}
         self.source: Stem | None = (Stem(self, "source", source, label="source", sha256=src.get("sha256"),
-                                         stated_duration=src.get("stated_duration")) if source else None)
+                                         stated_duration=src.get("stated_duration"), decoded=src.get("decode"))
+                                    if source else None)
         if not self._stems:
             raise UsageError("a stem set needs at least one stem")
 
@@ -324,7 +332,7 @@ class StemSet(Rendered):
     # -- bulk access --------------------------------------------------------------------------
     def decode_all(self, *, max_workers: int | None = None) -> "StemSet":
         """Decode (or map) the source and every stem now, in parallel threads. Returns ``self``."""
-        tracks = [*([self.source] if self.source else []), *self]
+        tracks = self.tracks()
         scratch = Scratch()  # one decode buffer per worker thread, freed with them
         with ThreadPoolExecutor(max_workers=max_workers or min(len(tracks), os.cpu_count() or 2)) as pool:
             list(pool.map(lambda t: t.load(scratch=scratch), tracks))

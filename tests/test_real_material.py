@@ -131,6 +131,8 @@ def test_a_tagless_vbr_set_served_by_the_sandbox_recombines(tmp_path, sandbox_en
     manifest = json.loads(next((tmp_path / "cache" / "sets").glob("cqtai-12-rock/manifest.json")).read_text())
     assert {s["decode"]["gapless"] for s in manifest["stems"]} == {"standard-delay"}
     assert manifest["source"]["decode"]["gapless"] == "tag"
+    reopened = stemlab.open_set("rock", cache_dir=tmp_path / "cache")
+    assert all(track.info == probe(track.path) for track in reopened.tracks())  # the recorded facts are the file's
     assert manifest["expected_stems"][:2] == ["vocals", "backing_vocals"]
 
 

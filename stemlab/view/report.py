@@ -111,7 +111,7 @@ def _encode_players(sections: Sequence[Section]) -> dict[int, bytes]:
     from ..encode import encode_files
 
     tracks = [t for sec in sections if sec.player_html is None
-              for t in [*([sec.stemset.source] if sec.stemset.source else []), *sec.stemset]
+              for t in sec.stemset.tracks()
               if t.name == "source" or not _silent(t)]
     content = {id(t): sha256_of(t.path) for t in tracks if not t.mp3_path.exists()}
     first: dict[str, object] = {}  # one track per distinct file
@@ -147,7 +147,7 @@ def render_report(title: str, *, sections: Sequence[Section], intro_html: str = 
         else:
             body.append(_picture(s))
             players = []
-            for track in [*([s.source] if s.source else []), *s]:
+            for track in s.tracks():
                 if track.name != "source" and _silent(track):
                     players.append(f"<div><span>{html.escape(track.name)}</span><i class='muted'>silent</i></div>")
                     continue

@@ -22,7 +22,7 @@ def html(item) -> str:
     if not hasattr(item, "names"):  # a Stem
         return audio_player(item.mp3_bytes(), title=item.name, style=PLAYER_STYLE)
     stemset = item
-    tracks = [*([stemset.source] if stemset.source else []), *stemset]
+    tracks = stemset.tracks()
     total = sum(t.mp3_path.stat().st_size if t.mp3_path.exists() else t.duration * MP3_BYTES_PER_SECOND
                 for t in tracks)
     embed = total <= REPR_EMBED_LIMIT
