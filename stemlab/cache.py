@@ -40,7 +40,7 @@ from .config import Settings
 from .errors import CacheError, UsageError
 from .files import atomic_write_json, sha256_of
 
-__all__ = ["Cache", "SetEntry", "Usage", "Damage", "safe_component", "RUNNING_STATES"]
+__all__ = ["Cache", "SetEntry", "Usage", "Damage", "safe_component", "id_component", "RUNNING_STATES"]
 
 MANIFEST = "manifest.json"
 JOB = "job.json"
@@ -99,6 +99,20 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
+
+
+def id_component(text: str) -> str:
+    """An id as a cache-key part, injective: the id itself when it is already safe (so existing
+    cache folders keep their names), else its readable part plus a hash of the exact id, so that
+    ``clip+one`` and ``clip:one`` never share a folder.
+
+    >>> id_component("05d72140-38f5"), id_component("clip+one"), id_component("clip:one")
+    ('05d72140-38f5', 'clip_one-1fc79fe52cd5', 'clip_one-06e4e5cbf2b3')
+    """
+    safe = safe_component(text)
+    if safe == str(text):
+        return safe
+    return f"{safe[:100]}-{hashlib.sha256(str(text).encode('utf-8')).hexdigest()[:12]}"
 
 
 def safe_component(text: str) -> str:

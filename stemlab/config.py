@@ -24,6 +24,7 @@ HTTP layer calls :meth:`Secret.reveal`.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -184,9 +185,10 @@ class Settings:
         for name, value in overrides.items():
             if value is None:
                 continue
-            if is_option(name):
-                options[name] = (value if isinstance(value, Secret) else Secret(str(value).strip())
-                                 ) if name.endswith("_api_key") else str(value).rstrip("/")
+            if is_option(name) and name.endswith("_api_key"):
+                options[name] = _checked_key(name, value if isinstance(value, Secret) else Secret(str(value).strip()))
+            elif is_option(name):
+                options[name] = str(value).rstrip("/")
             elif name == "cache_dir":
                 general[name] = Path(value).expanduser()
             elif name in SECONDS:
@@ -225,11 +227,23 @@ _GENERAL = tuple(f.name for f in fields(Settings) if f.name != "options")
 def _seconds(name: str, value: Any) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{env_name(name)} must be a number of seconds, not {value!r}") from None
-    if not number >= 0:
-        raise ConfigError(f"{env_name(name)} must not be negative")
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{env_name(name)} must be a finite number of seconds, 0 or more, not {value!r}")
     return number
+
+
+def _checked_key(name: str, key: Secret) -> Secret:
+    """``key``, or a :class:`ConfigError` (nothing sent, nothing recorded) when it cannot be a key:
+    an HTTP header takes printable ASCII only, so a pasted line break or zero-width space would fail
+    the request after the submit was recorded. The message names the character, never the key."""
+    for character in key.reveal():
+        if not " " < character < "\x7f":
+            what = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", " ": "a space"}.get(
+                character, f"the character U+{ord(character):04X}")
+            raise ConfigError(f"{env_name(name)} holds {what}, which no API key has; paste the key again")
+    return key
 
 
 def redact(obj: Any, secrets: list[str] | tuple[str, ...] = ()) -> Any:

@@ -31,9 +31,9 @@ from typing import Callable, Sequence
 
 import httpx
 
-from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabError
+from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabError, UsageError
 from .files import sha256_of
-from .http import RetryPolicy, check_url, retry_after, retrying
+from .http import REDIRECTS, RetryPolicy, check_url, redirect_target, retry_after, retrying
 
 __all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT"]
 
@@ -60,7 +60,8 @@ class _File:
 
     def __init__(self, url: str, dest: Path, *, max_bytes: int, cancel: threading.Event,
                  on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None):
-        self.url = check_url(url)
+        self.url = url
+        self.location = self.url  # where the bytes come from, once redirects are followed
         self.dest = Path(dest)
         self.part = self.dest.with_name(self.dest.name + ".part")
         self.max_bytes, self.cancel = max_bytes, cancel
@@ -136,7 +137,15 @@ def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *,
         nonlocal position, whole_file
         stop = "" if end is None else str(end)
         headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{stop}"}
-        with client.stream("GET", f.url, headers=headers) as r:
+        url, hops = f.location, 0
+        while True:  # follow redirects hop by hop, each checked; the last URL serves every range after
+            r = client.send(client.build_request("GET", url, headers=headers), stream=True)
+            if r.status_code not in REDIRECTS:
+                break
+            r.close()
+            url, hops = redirect_target(r, hops=hops, what=f"the download of {f.dest.name}"), hops + 1
+        f.location = url
+        try:
             if r.status_code == 429:
                 raise RateLimitError(f"the CDN throttled the download of {f.dest.name} (429)",
                                      retry_after=retry_after(r))
@@ -163,10 +172,12 @@ def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *,
                 f.announce(int(length) if length and length.isdigit() else None)
                 whole_file = True
             else:
-                raise DownloadError(f"could not download {f.dest.name}: HTTP {r.status_code} from {f.url}")
+                raise DownloadError(f"could not download {f.dest.name}: HTTP {r.status_code} from {url}")
             for chunk in r.iter_bytes():  # no re-chunking: bytes received before a drop are kept
                 f.write(position, chunk)
                 position += len(chunk)
+        finally:
+            r.close()
         if whole_file or end is None:
             expected = f.total
         else:
@@ -193,6 +204,11 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
     """
     from .progress import byte_bar
 
+    for url, dest in items:  # every URL checked before any part file exists
+        try:
+            check_url(url, what="download URL")
+        except UsageError as exc:  # the job is done (and paid): this is the provider's fault, exit code 3
+            raise DownloadError(f"{Path(dest).name}: the provider gave a URL stemlab refuses ({exc})") from None
     cancel = threading.Event()
     results: dict[int, FileRecord | Exception] = {}
     with byte_bar(desc=desc, enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:

@@ -26,6 +26,7 @@ __all__ = [
     "ConflictError",
     "ProviderServerError",
     "ProtocolError",
+    "RedirectError",
     "JobFailedError",
     "JobTimeoutError",
     "SubmitUncertainError",
@@ -105,6 +106,11 @@ class ProviderServerError(ProviderError):
 
 class ProtocolError(ProviderError):
     """The provider's answer was not what its documented API promises (bad JSON, missing field)."""
+
+
+class RedirectError(ProtocolError):
+    """A provider's API answered with a redirect. stemlab does not follow it: the API key would go
+    with the request to wherever it points."""
 
 
 class JobFailedError(ProviderError):

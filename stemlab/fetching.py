@@ -158,9 +158,10 @@ class _Job:
                 record = self._submit(client)
             status = self._wait(client, record)
             if status.state == "failed":
-                record.update(state="failed", error=status.error, finished_at=_now())
+                error = redact(status.error or "", self.settings.secrets())  # a provider may echo the key
+                record.update(state="failed", error=error, finished_at=_now())
                 self.cache.write_job(self.key, record)
-                raise JobFailedError(f"{self.provider} job {record['job_id']} failed: {status.error!r}",
+                raise JobFailedError(f"{self.provider} job {record['job_id']} failed: {error!r}",
                                      provider=self.provider, job_id=record["job_id"])
             manifest = self._download(client, http, record, status)
         self.cache.write_manifest(self.key, manifest)

@@ -6,7 +6,9 @@ Two retry rules, because a submit costs credits and a poll does not:
   timeouts, 5xx and 429, with exponential backoff (``Retry-After`` honoured).
 * ``sent_is_safe=False`` (submits): retry only when the provider clearly did not accept the
   request: a 429 or 5xx *answer*, or a connection that was never established. A request that
-  was sent but got no answer raises :class:`SubmitUncertainError` at once and is never repeated.
+  was sent but got no answer, or an answer that cannot be read (not JSON, no job id, a
+  redirect), raises :class:`SubmitUncertainError` at once and is never repeated: the job may
+  exist, and may have been charged.
 
 >>> policy = RetryPolicy(attempts=3, base_delay=0.0)
 >>> calls = []
@@ -22,6 +24,7 @@ Two retry rules, because a submit costs credits and a poll does not:
 from __future__ import annotations
 
 import ipaddress
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -30,8 +33,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import (NetworkError, ProtocolError, ProviderServerError, RateLimitError, SubmitUncertainError,
-                     UsageError)
+from .errors import (NetworkError, ProtocolError, ProviderServerError, RateLimitError, RedirectError,
+                     SubmitUncertainError, UsageError)
 
 __all__ = ["RetryPolicy", "retry_after", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
 
@@ -89,12 +92,38 @@ def check_url(url: str, *, what: str = "URL") -> str:
     raise UsageError(f"refusing {what} {url!r}: only https URLs are accepted")
 
 
+#: HTTP statuses that redirect
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 10
+
+
 def new_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
                transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One client for a whole fetch: connection reuse, timeouts always set, no redirects to http."""
-    return httpx.Client(timeout=timeout, transport=transport, follow_redirects=True,
+    """One client for a whole fetch: connection reuse, timeouts always set, and redirects never
+    followed by httpx. An API call refuses any redirect (a key must not follow one: httpx drops
+    ``Authorization`` across origins but not ``X-API-Key``); a download follows them itself, each
+    hop checked by :func:`check_url` (:func:`redirect_target`)."""
+    return httpx.Client(timeout=timeout, transport=transport, follow_redirects=False,
                         headers={"User-Agent": USER_AGENT},
                         limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+
+
+def redirect_target(response: httpx.Response, *, hops: int, what: str) -> str:
+    """Where a redirect answer points, resolved and checked (https, or http on loopback); a
+    :class:`DownloadError` for a missing ``Location``, a refused URL, or more than
+    :data:`MAX_REDIRECTS` hops (a loop)."""
+    from .errors import DownloadError
+
+    if hops >= MAX_REDIRECTS:
+        raise DownloadError(f"{what}: more than {MAX_REDIRECTS} redirects (a redirect loop?); fetch again later")
+    location = response.headers.get("Location")
+    if not location:
+        raise DownloadError(f"{what}: a redirect ({response.status_code}) without a Location")
+    target = str(response.url.join(location))
+    try:
+        return check_url(target, what="redirect")
+    except UsageError as exc:
+        raise DownloadError(f"{what}: the CDN redirected to a URL stemlab refuses ({exc})") from None
 
 
 def _never_connected(exc: Exception) -> bool:
@@ -120,9 +149,14 @@ def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), s
             last, asked_wait = exc, exc.retry_after
         except ProviderServerError as exc:
             last = exc
-        except ProtocolError as exc:
+        except RedirectError:
             if not sent_is_safe:
-                raise
+                raise SubmitUncertainError(f"{what} was answered with a redirect, which stemlab does not follow; "
+                                           "the job may exist") from None
+            raise
+        except ProtocolError as exc:
+            if not sent_is_safe:  # an answer came, but not one stemlab can read: the job may exist
+                raise SubmitUncertainError(f"{what} was answered, but not readably ({exc})") from None
             last = exc
         except httpx.TransportError as exc:
             if not sent_is_safe and not _never_connected(exc):
@@ -135,18 +169,21 @@ def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), s
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header in seconds (a number of seconds; HTTP dates are ignored), or None."""
+    """The ``Retry-After`` header in seconds (a finite number of seconds, 0 or more; HTTP dates,
+    NaN and the like are ignored), or None."""
     try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except (ValueError, OverflowError):
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def json_of(response: httpx.Response, *, provider: str) -> dict:
-    """The response body as a JSON object, or :class:`ProtocolError` quoting its start."""
+    """The response body as a JSON object, or :class:`ProtocolError` quoting its start (for a body
+    that is not JSON, not an object, or nested too deep to parse)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         snippet = response.text[:80].replace("\n", " ")
         raise ProtocolError(f"{provider} answered HTTP {response.status_code} with something that is not JSON: "
                             f"{snippet!r}", provider=provider, status=response.status_code) from None

@@ -70,8 +70,9 @@ def _key(label: str) -> str:
 
 
 def label_from_title(title: str | None) -> str | None:
-    """The text inside a title's trailing ``(...)``, as CQTAI writes ``" (Vocals)"``; else ``None``."""
-    if not title:
+    """The text inside a title's trailing ``(...)``, as CQTAI writes ``" (Vocals)"``; else ``None``
+    (also for anything that is not text)."""
+    if not isinstance(title, str) or not title:
         return None
     match = re.search(r"\(([^()]*)\)\s*$", title)
     return match.group(1).strip() if match and match.group(1).strip() else None
@@ -83,7 +84,7 @@ def canonical_name(label: str | None) -> str | None:
     Matching ignores case, spaces, underscores, hyphens and parentheses, and knows common
     synonyms (``"Keys"`` is ``keyboard``, ``"Backing Track"`` is ``instrumental``).
     """
-    if not label:
+    if not isinstance(label, str) or not label:
         return None
     return _LOOKUP.get(_key(label)) or _LOOKUP.get(_key(label_from_title(label) or ""))
 
@@ -101,7 +102,8 @@ def safe_name(label: str | None, taken: Iterable[str] = ()) -> str:
     """
     name = canonical_name(label)
     if name is None:
-        slug = re.sub(r"[^a-z0-9]+", "_", (label or "").lower()).strip("_")[:24].strip("_")
+        text = label if isinstance(label, str) else ""
+        slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:24].strip("_")
         name = f"unknown_{slug}" if slug else "unknown"
     taken = set(taken)
     candidate, n = name, 2

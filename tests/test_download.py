@@ -43,8 +43,40 @@ def test_size_cap_refuses_announced_and_actual_sizes(tmp_path):
 @pytest.mark.parametrize("url", ["http://cdn.example/a.mp3", "ftp://cdn.example/a.mp3", "file:///etc/passwd"])
 def test_only_https_or_loopback_http(tmp_path, url):
     c = client_for(lambda r: pytest.fail("must not be requested"))
-    with pytest.raises(UsageError, match="refusing"):
+    with pytest.raises(DownloadError, match="URL stemlab refuses") as refused:
         download(c, url, tmp_path / "a.mp3", policy=FAST)
+    assert refused.value.exit_code == 3  # the job is done and paid: not "no request sent"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_url_leaves_no_part_file_for_the_others(tmp_path):
+    c = client_for(lambda r: pytest.fail("must not be requested"))
+    with pytest.raises(DownloadError):
+        download_all(c, [("https://cdn.example/a.mp3", tmp_path / "a.mp3"),
+                         ("http://cdn.example/b.mp3", tmp_path / "b.mp3")], policy=FAST, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_redirect_hop_is_checked(tmp_path):
+    def serve(request):
+        if request.url.path == "/start":
+            return httpx.Response(302, headers={"Location": "https://other.example/next"})
+        if request.url.path == "/next":
+            return httpx.Response(307, headers={"Location": "/final.mp3"})  # relative, same host
+        if request.url.path == "/final.mp3":
+            return httpx.Response(200, content=b"ID3 bytes")
+        if request.url.path == "/to-http":
+            return httpx.Response(302, headers={"Location": "http://evil.example/x.mp3"})
+        return httpx.Response(302, headers={"Location": "/loop"})
+
+    c = client_for(serve)
+    record = download(c, "https://cdn.example/start", tmp_path / "a.mp3", policy=FAST)
+    assert record.size == 9 and record.url == "https://cdn.example/start"
+    with pytest.raises(DownloadError, match="refuses.*plain-http"):
+        download(c, "https://cdn.example/to-http", tmp_path / "b.mp3", policy=FAST)
+    with pytest.raises(DownloadError, match="redirect loop"):
+        download(c, "https://cdn.example/loop", tmp_path / "c.mp3", policy=FAST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp3"]
 
 
 def test_http_is_fine_on_loopback(tmp_path):

@@ -21,16 +21,17 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import quote
 from typing import Any, Mapping
 
 import httpx
 
-from ..cache import safe_component
+from ..cache import id_component
 from ..config import Secret
-from ..errors import ProtocolError, UsageError
+from ..errors import ProtocolError, SubmitUncertainError, UsageError
 from ..http import json_of
 from ..taxonomy import TWO_STEMS, canonical_name, safe_name
-from .base import JobStatus, Provider, SourceRef, StemRef, words_of
+from .base import JobStatus, Provider, SourceRef, StemRef, number_or_none, words_of
 
 __all__ = ["ApiframeRequest", "Apiframe", "verify_webhook_signature", "WEBHOOK_EVENTS"]
 
@@ -86,8 +87,8 @@ class ApiframeRequest:
 
     @property
     def cache_key(self) -> str:
-        which = f"i{self.index}" if self.index is not None else f"t-{safe_component(self.track_id)}"
-        return f"apiframe-{safe_component(self.parent_job_id)}-{which}"
+        which = f"i{self.index}" if self.index is not None else f"t-{id_component(self.track_id)}"
+        return f"apiframe-{id_component(self.parent_job_id)}-{which}"
 
     def body(self) -> dict:
         body: dict[str, Any] = {"parentJobId": self.parent_job_id, "action": "stems"}
@@ -140,7 +141,7 @@ class Apiframe(Provider):
         if response.status_code >= 400:
             try:
                 words = words_of(response.json(), "error", "message", "msg")
-            except ValueError:
+            except (ValueError, RecursionError):
                 words = ""
             raise self._error(response.status_code, words, response, job_id)
         return json_of(response, provider=PROVIDER)
@@ -150,39 +151,38 @@ class Apiframe(Provider):
         job_id = self._call("POST", "/v2/music/suno/action", json=request.body(), what="the Apiframe submit",
                             sent_is_safe=False).get("jobId")
         if not isinstance(job_id, str) or not job_id:
-            raise ProtocolError("Apiframe accepted the stems action but sent no jobId", provider=PROVIDER)
+            raise SubmitUncertainError(f"Apiframe accepted the stems action but its answer holds no jobId "
+                                       f"({type(job_id).__name__})", provider=PROVIDER)
         return job_id
 
     def job(self, job_id: str) -> dict:
         """``GET /v2/jobs/{id}``, retried with backoff (honouring ``Retry-After``)."""
-        return self._call("GET", f"/v2/jobs/{job_id}", job_id=job_id, what="the Apiframe poll", sent_is_safe=True)
+        return self._call("GET", f"/v2/jobs/{quote(str(job_id), safe='')}", job_id=job_id, what="the Apiframe poll",
+                          sent_is_safe=True)
 
     def poll(self, job_id: str) -> JobStatus:
         body = self.job(job_id)
         status = str(body.get("status") or "").upper()
         progress = body.get("progress")
-        progress = float(progress) if isinstance(progress, (int, float)) else None
+        progress = number_or_none(progress, high=100.0)
         if status == "FAILED":
             return JobStatus("failed", error=words_of(body, "error", "message") or "no reason given", raw=body)
         if status != "COMPLETED":
             return JobStatus("running", progress=progress, raw=body)
-        stems = tuple(self._stem_of(track, i) for i, track in enumerate(_tracks(body, job_id)))
-        named = []
-        for stem in stems:  # make names unique without trusting provider text
-            named.append(StemRef(safe_name(stem.label, taken=[s.name for s in named]) if stem.name is None
-                                 else stem.name, stem.label, stem.url, stem.duration))
-        return JobStatus("done", progress=100.0, stems=tuple(named), raw=body)
+        stems: list[StemRef] = []
+        for i, track in enumerate(_tracks(body, job_id)):  # names made unique, never raw provider text
+            stem = self._stem_of(track, i)
+            stems.append(StemRef(safe_name(stem.name or stem.label, taken=[s.name for s in stems]), stem.label,
+                                 stem.url, stem.duration))
+        return JobStatus("done", progress=100.0, stems=tuple(stems), raw=body)
 
     @staticmethod
     def _stem_of(track: Mapping, i: int) -> StemRef:
-        label = str(track.get("id") or track.get("title") or f"track {i + 1}")
+        label = next((v for v in (track.get("id"), track.get("title")) if isinstance(v, str) and v.strip()),
+                     f"track {i + 1}")
         name = canonical_name(label) or canonical_name(track.get("title"))
-        url = track.get("audioUrl") or track.get("audio_url")
-        if not url:
-            raise ProtocolError(f"Apiframe track {label!r} has no audioUrl", provider=PROVIDER)
-        duration = track.get("duration")
-        return StemRef(name=name, label=label, url=str(url),
-                       duration=float(duration) if isinstance(duration, (int, float)) else None)
+        return StemRef(name=name, label=label, url=_audio_url(track, f"Apiframe track {label!r}"),
+                       duration=number_or_none(track.get("duration")))
 
     def source(self, request: ApiframeRequest) -> SourceRef:
         """The parent job's track that was split: ``tracks[index-1]`` or the track with ``trackId``."""
@@ -196,11 +196,15 @@ class Apiframe(Provider):
             track = next((t for t in tracks if str(t.get("id")) == request.track_id), None)
             if track is None:
                 raise UsageError(f"parent job {request.parent_job_id} has no track {request.track_id!r}")
-        url = track.get("audioUrl") or track.get("audio_url")
-        if not url:
-            raise ProtocolError(f"Apiframe job {request.parent_job_id}: the track has no audioUrl", provider=PROVIDER)
-        duration = track.get("duration")
-        return SourceRef(url=str(url), duration=float(duration) if isinstance(duration, (int, float)) else None)
+        return SourceRef(url=_audio_url(track, f"Apiframe job {request.parent_job_id}'s track"),
+                         duration=number_or_none(track.get("duration")))
+
+
+def _audio_url(track: Mapping, what: str) -> str:
+    url = track.get("audioUrl") or track.get("audio_url")
+    if not isinstance(url, str) or not url:
+        raise ProtocolError(f"{what} has no audioUrl", provider=PROVIDER)
+    return url
 
 
 def _tracks(body: Mapping, job_id: str) -> list[Mapping]:

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 import httpx
 
-from ..config import Secret, Settings, env_name
+from ..config import Secret, Settings, env_name, redact
 from ..errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, ProviderError,
-                      ProviderServerError, RateLimitError, UsageError)
-from ..http import RetryPolicy, check_url, retry_after, retrying
+                      ProviderServerError, RateLimitError, RedirectError, UsageError)
+from ..http import REDIRECTS, RetryPolicy, check_url, retry_after, retrying
 
-__all__ = ["Provider", "StemRef", "SourceRef", "JobStatus", "provider_error", "words_of"]
+__all__ = ["Provider", "StemRef", "SourceRef", "JobStatus", "provider_error", "words_of", "number_or_none"]
 
 
 @dataclass(frozen=True)
@@ -152,30 +154,72 @@ class Provider:
 
         def attempt() -> dict:
             response = self.http.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+            if response.status_code in REDIRECTS:  # never followed: the key would go with it
+                raise RedirectError(f"{self.name} answered {what} with a redirect ({response.status_code}) to "
+                                    f"{_origin(response.headers.get('Location', ''))}; stemlab does not follow "
+                                    f"API redirects, so your key was not sent there", provider=self.name,
+                                    status=response.status_code, job_id=job_id)
             return self._read(response, job_id=job_id)
 
         return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what)
 
     def _error(self, status: int, words: str, response: httpx.Response, job_id: str | None) -> ProviderError:
-        """The typed error for ``status``, with the provider's own ``words`` and this provider's hint."""
+        """The typed error for ``status``, with the provider's own ``words`` (any key they echo
+        masked) and this provider's hint."""
+        words = redact(words, self.settings.secrets())
         hint = self.hints.get(status) or (self.hints.get(500) or f"{self.name} failed on its side; fetch again later"
                                           if status >= 500 else f"see {self.docs_url}")
         return provider_error(self.name, status, words, hint=hint, job_id=job_id, retry_after=retry_after(response))
 
 
-_ERROR_CLASSES = {401: AuthError, 403: AuthError, 402: CreditsError, 409: ConflictError,
+def _origin(location: str) -> str:
+    """Where a redirect points, for a message: its scheme and host only (a URL may carry tokens)."""
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "another path"
+
+
+# 408 (the server gave up waiting for the request) is retried like a 5xx: nothing was processed
+_ERROR_CLASSES = {401: AuthError, 403: AuthError, 402: CreditsError, 408: ProviderServerError, 409: ConflictError,
                   429: RateLimitError, 451: ContentPolicyError}
 
 
-def words_of(body: Mapping | None, *fields: str) -> str:
-    """The provider's own words from the first non-empty field of ``body`` (e.g. msg, error)."""
+def words_of(body, *fields: str) -> str:
+    """The provider's own words: the first non-empty field of ``body`` (e.g. msg, error), or the
+    body itself when it is a JSON string or a list of strings (``["index must be 1 or 2"]``);
+    at most 300 characters, never raising whatever the JSON.
+
+    >>> words_of({"msg": "", "error": {"message": "no"}}, "msg", "error"), words_of(["bad", 1]), words_of(7)
+    ('no', 'bad', '')
+    """
+    if isinstance(body, str):
+        return body[:300]
+    if isinstance(body, list):
+        return "; ".join(item for item in body if isinstance(item, str))[:300]
+    if not isinstance(body, Mapping):
+        return ""
     for name in fields or ("errorMsg", "msg", "error", "message"):
-        value = (body or {}).get(name)
+        value = body.get(name)
         if isinstance(value, Mapping):
             value = value.get("message") or value.get("msg")
-        if value not in (None, ""):
-            return str(value)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            return str(value)[:300]
     return ""
+
+
+def number_or_none(value, *, low: float = 0.0, high: float = 1e7) -> float | None:
+    """A JSON number as a float when it is finite and within ``[low, high]``; None for anything
+    else (strings, booleans, huge ints, NaN), which a provider's answer may hold.
+
+    >>> number_or_none(12.5), number_or_none("12"), number_or_none(10 ** 400), number_or_none(True)
+    (12.5, None, None, None)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and low <= number <= high else None
 
 
 def provider_error(provider: str, status: int, words: str, *, hint: str, retry_after: float | None = None,

@@ -21,11 +21,11 @@ from typing import Any, Mapping
 
 import httpx
 
-from ..cache import safe_component
-from ..errors import ProtocolError, UsageError
+from ..cache import id_component
+from ..errors import ProtocolError, SubmitUncertainError, UsageError
 from ..http import json_of
 from ..taxonomy import TWELVE_STEMS, TWO_STEMS, label_from_title, safe_name
-from .base import JobStatus, Provider, SourceRef, StemRef, words_of
+from .base import JobStatus, Provider, SourceRef, StemRef, number_or_none, words_of
 
 __all__ = ["CqtaiRequest", "Cqtai"]
 
@@ -70,7 +70,7 @@ class CqtaiRequest:
 
     @property
     def cache_key(self) -> str:
-        return f"cqtai-{2 if self.two else 12}-{safe_component(self.clip_id)}"
+        return f"cqtai-{2 if self.two else 12}-{id_component(self.clip_id)}"
 
     def body(self) -> dict:
         return {"task": self.task, "clipId": self.clip_id}
@@ -128,7 +128,8 @@ class Cqtai(Provider):
         if isinstance(data, Mapping):
             data = data.get("taskId") or data.get("id")
         if not isinstance(data, str) or not data:
-            raise ProtocolError("CQTAI accepted the task but sent no task id in 'data'", provider=PROVIDER)
+            raise SubmitUncertainError(f"CQTAI accepted the task but its answer holds no task id ('data' is "
+                                       f"{type(data).__name__})", provider=PROVIDER)
         return data
 
     def poll(self, job_id: str) -> JobStatus:
@@ -144,9 +145,8 @@ class Cqtai(Provider):
     def _status_of(self, data: Mapping, body: dict, job_id: str) -> JobStatus:
         status = str(data.get("status") or "").strip().lower()
         error = words_of(data, "errorMsg", "msg", "error") or ""
-        if status in FAILED or error:
-            words = error or words_of(body, "msg", "error") or "no reason given"
-            return JobStatus("failed", error=words, raw=body)
+        if status in FAILED or error:  # the envelope's msg ("success") is not the task's reason
+            return JobStatus("failed", error=error or "no reason given (errorMsg is empty)", raw=body)
         if status not in DONE:
             return JobStatus("running", raw=body)
         stems = self._stems_of(data.get("result"), job_id)
@@ -163,14 +163,18 @@ class Cqtai(Provider):
             if not isinstance(clip, Mapping):
                 raise ProtocolError(f"CQTAI task {job_id}: a result entry is not an object", provider=PROVIDER)
             url = clip.get("audio_url") or clip.get("audioUrl")
-            if not url or "audiopipe" in str(url):
+            if not url or (isinstance(url, str) and "audiopipe" in url):
                 return None
+            if not isinstance(url, str):
+                raise ProtocolError(f"CQTAI task {job_id}: a clip's audio_url is not text", provider=PROVIDER)
             metadata = clip.get("metadata") if isinstance(clip.get("metadata"), Mapping) else {}
-            label = (metadata.get("stem_type_group_name") or label_from_title(clip.get("title"))
-                     or str(clip.get("title") or "").strip() or f"stem {len(stems) + 1}")
+            title = clip.get("title") if isinstance(clip.get("title"), str) else ""
+            group = metadata.get("stem_type_group_name")
+            label = ((group if isinstance(group, str) and group.strip() else None) or label_from_title(title)
+                     or title.strip() or f"stem {len(stems) + 1}")
             duration = metadata.get("duration", clip.get("duration"))
-            stems.append(StemRef(name=safe_name(label, taken=[s.name for s in stems]), label=str(label),
-                                 url=str(url), duration=float(duration) if duration is not None else None))
+            stems.append(StemRef(name=safe_name(label, taken=[s.name for s in stems]), label=label,
+                                 url=url, duration=number_or_none(duration)))
         return tuple(stems)
 
     def source(self, request: CqtaiRequest) -> SourceRef:

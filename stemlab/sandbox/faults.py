@@ -17,6 +17,14 @@ Kinds and their parameters
     ``"hang_after_accept"``  submit routes only: the job is created and recorded, the answer
     is withheld for ``seconds=`` (default 30), then the connection is closed without one.
     ``"delay"``  ``seconds=``, then the normal answer.
+    ``"accepted"``  submit routes only: the job is created and recorded, and the answer is
+    ``body=`` (text) with ``status=`` (default 200, or 202 for Apiframe): an acceptance the
+    client cannot read, e.g. ``'{"code":200,"data":null}'``.
+    ``"redirect"``  ``status=`` (default 307) to ``to=`` (default ``https://elsewhere.invalid``
+    plus the request's path); nothing is processed.
+    ``"echo_key"``  an error (``status=``, default 401) whose message quotes the key the
+    request presented, as a careless provider might.
+    ``"trickle"``  downloads: the body at ``bytes_per_second=`` (default 1), headers first.
 
 Every fault takes ``times=`` (default 1; ``None`` = every matching request) and
 ``path_contains=`` (only requests whose path and query contain that text). Faults are tried
@@ -51,6 +59,10 @@ KINDS: dict[str, dict[str, Any]] = {
     "drop": {"after_bytes": None},
     "hang_after_accept": {"seconds": 30.0},
     "delay": {"seconds": 1.0},
+    "accepted": {"body": '{"code":200,"data":null}', "status": None},
+    "redirect": {"status": 307, "to": None},
+    "echo_key": {"status": 401},
+    "trickle": {"bytes_per_second": 1.0},
 }
 
 
@@ -103,8 +115,10 @@ class Faults:
         if unknown:
             raise TypeError(f"fault kind {kind!r} takes no parameter {sorted(unknown)[0]!r}; "
                             f"it takes {', '.join(KINDS[kind]) or 'none'}")
-        if kind == "hang_after_accept" and route not in SUBMIT_ROUTES:
-            raise ValueError("hang_after_accept applies to submit routes only")
+        if kind in ("hang_after_accept", "accepted") and route not in SUBMIT_ROUTES:
+            raise ValueError(f"{kind} applies to submit routes only")
+        if kind == "trickle" and route != "download":
+            raise ValueError("trickle applies to downloads only")
         if kind == "malformed" and params.get("variant", "html") not in ("html", "truncated"):
             raise ValueError("malformed variant must be 'html' or 'truncated'")
         if kind == "status" and not 100 <= int(params.get("status", 500)) <= 599:

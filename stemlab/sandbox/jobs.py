@@ -552,8 +552,9 @@ class ApiframeApi:
                 "duration": None if duration is None else round(duration, 2)}
 
     def _result(self, job: ApiframeJob) -> dict:
-        return {"tracks": [self._track(job.id, i, job.song, f"two/{name}", name, TWO_LABELS[name])
-                           for i, name in enumerate(("vocals", "instrumental"))]}
+        # song.json "labels" may rename the track ids ("apiframe/instrumental": "vocals" makes two "vocals")
+        return {"tracks": [self._track(job.id, i, job.song, f"two/{name}", job.song.labels.get(f"apiframe/{name}", name),
+                                       TWO_LABELS[name]) for i, name in enumerate(("vocals", "instrumental"))]}
 
     def _view(self, job: ApiframeJob) -> dict:
         done = job.status == "COMPLETED"

@@ -18,7 +18,8 @@ Layout (one folder per song; every file but ``source.mp3`` is optional)::
      "parent_job_id": "<uuid5>",                 # Apiframe job whose result holds this song
      "tracks": [{"id": "<uuid5>"},               # that job's tracks; track 1 is this song,
                 {"id": "<uuid>", "song": "b"}],  # a 2nd track may point at another song
-     "labels": {"instrumental": "Accompaniment"},# provider label overrides, by file name
+     "labels": {"instrumental": "Accompaniment"},# provider label overrides, by file name ("apiframe/<name>":
+                                                 # the Apiframe track id of two/<name>)
      "durations": {"stems/vocals": 6.5}}         # stated durations, by file key (else measured)
 
 File keys are paths without ``.mp3``: ``"source"``, ``"stems/<name>"``, ``"two/<name>"``.

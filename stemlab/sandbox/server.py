@@ -74,6 +74,7 @@ class Response:
     start: int = 0
     length: int = 0
     drop_after: int | None = None
+    trickle: float | None = None  # bytes per second, for a slow-loris body
 
     @property
     def size(self) -> int:
@@ -479,6 +480,24 @@ class Sandbox:
                 handler.abort()
                 return None
             return produce(fault.kind)
+        if fault.kind == "redirect":
+            target = fault.to or f"https://elsewhere.invalid{urlsplit(handler.path).path}"
+            if route.endswith(".submit"):
+                self._book.record_submit(provider, body, None, fault.kind)
+            return Response(fault.status, {"Location": target, "Content-Type": "text/plain"}, b"moved")
+        if fault.kind == "echo_key":
+            presented = handler.headers.get("X-API-Key") or (handler.headers.get("Authorization") or "")[7:]
+            return self._fault_status(Fault(route, "status", {"status": fault.status, "retry_after": None,
+                                                               "style": None,
+                                                               "message": f"invalid key {presented}"}), provider)
+        if fault.kind == "accepted":  # processed (a job exists, and is charged), answered unreadably
+            produce(None)
+            status = fault.status or (202 if provider == "apiframe" else 200)
+            return Response(status, {"Content-Type": "application/json"}, str(fault.body).encode("utf-8"))
+        if fault.kind == "trickle":
+            response = produce(fault.kind)
+            response.trickle = float(fault.bytes_per_second)
+            return response
         if fault.kind == "status":
             return self._fault_status(fault, provider)
         if html:
@@ -518,8 +537,8 @@ class Sandbox:
         if head_only:
             return
         limit = response.size if response.drop_after is None else min(response.drop_after, response.size)
-        rate = self.options.throttle_bytes_per_s if response.file else None
-        chunk = _CHUNK if not rate else int(min(_CHUNK, max(1024, rate / 20)))
+        rate = response.trickle or (self.options.throttle_bytes_per_s if response.file else None)
+        chunk = _CHUNK if not rate else int(min(_CHUNK, max(1 if response.trickle else 1024, rate / 20)))
         started, sent = time.monotonic(), 0
         for piece in response.chunks(limit, chunk):
             handler.wfile.write(piece)
