@@ -9,7 +9,7 @@ import pytest
 
 import stemlab.download as download_module
 from stemlab.download import download, download_all
-from stemlab.errors import DownloadError, NetworkError, UsageError
+from stemlab.errors import DownloadError, NetworkError
 from stemlab.http import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, base_delay=0.0)
