@@ -23,7 +23,10 @@ here, see :mod:`stemlab.mp3`):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -49,7 +52,8 @@ class AudioInfo:
     ``skip`` samples are dropped from the start of what the decoder returns (an MP3's delay when
     it carries no gapless tag), and ``gapless`` says how an MP3's delay was handled: ``"tag"``
     (the decoder trimmed it, as the file's LAME tag says), ``"standard-delay"`` (stemlab trimmed
-    1,105 samples) or ``""`` (not an MP3).
+    1,105 samples) or ``""`` (not an MP3). ``truncated``: the file's header frame claims more audio
+    than the file holds (a download cut short); ``frames`` is then what it really holds.
     """
 
     sr: int
@@ -59,6 +63,7 @@ class AudioInfo:
     decoder: str = "libsndfile"
     skip: int = 0
     gapless: str = ""
+    truncated: bool = False  # the file ends before the length its own header claims
 
     @property
     def duration(self) -> float:
@@ -68,7 +73,35 @@ class AudioInfo:
         """The facts a manifest or report records about how the file was decoded."""
         facts = {"sr": self.sr, "channels": self.channels, "frames": self.frames, "format": self.format,
                  "decoder": self.decoder}
-        return {**facts, "gapless": self.gapless, "skip": self.skip} if self.gapless else facts
+        facts = {**facts, "gapless": self.gapless, "skip": self.skip} if self.gapless else facts
+        return {**facts, "truncated": True} if self.truncated else facts
+
+
+_QUIET = threading.Lock()
+_QUIET_USERS = [0, -1]  # how many callers want stderr quiet, and the saved descriptor
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence the C library's stderr while libsndfile reads an MP3: its mpg123 prints "Note:
+    Trying to resync..." and Xing warnings, which would break stemlab's one-line errors. Counted,
+    so that threads decoding at once share one redirection."""
+    with _QUIET:
+        if _QUIET_USERS[0] == 0:
+            sys.stderr.flush()
+            _QUIET_USERS[1] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _QUIET_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _QUIET_USERS[0] -= 1
+            if _QUIET_USERS[0] == 0:
+                os.dup2(_QUIET_USERS[1], 2)
+                os.close(_QUIET_USERS[1])
 
 
 def _is_mp3(path: Path) -> bool:
@@ -86,7 +119,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     """
     path = Path(path)
     try:
-        header = sf.info(str(path))
+        with _quiet_stderr():
+            header = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as exc:
         if not _is_mp3(path):
             raise DecodeError(f"cannot read {path.name}: {exc}; stemlab reads wav, flac, ogg and mp3") from None
@@ -101,11 +135,17 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise DecodeError(f"cannot decode {path.name}: not a readable MP3 ({exc})") from None
     if scan.num_frames <= 0 or scan.sample_rate <= 0:
         raise DecodeError(f"cannot decode {path.name}: it holds no MP3 audio frames")
-    tagged = mp3.gapless(path).tag == "lame"
+    tag = mp3.gapless(path)
+    tagged = tag.tag == "lame"
     skip = 0 if tagged else min(mp3.STANDARD_DELAY, int(scan.num_frames) - 1)
+    frames = int(scan.num_frames) - skip
+    truncated = mp3.cut_short(path, tag)
+    if truncated:  # decoders believe the header frame: count what really decodes
+        frames = int(miniaudio.decode_file(str(path), output_format=miniaudio.SampleFormat.SIGNED16,
+                                           nchannels=scan.nchannels, sample_rate=scan.sample_rate).num_frames) - skip
     trusted = header is not None and header.frames >= scan.num_frames - 2 * MP3_FRAME
-    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), int(scan.num_frames) - skip, "MP3",
-                     "libsndfile" if trusted else "miniaudio", skip, "tag" if tagged else "standard-delay")
+    return AudioInfo(int(scan.sample_rate), int(scan.nchannels), frames, "MP3",
+                     "libsndfile" if trusted else "miniaudio", skip, "tag" if tagged else "standard-delay", truncated)
 
 
 def _read_into(path: Path, info: AudioInfo, frames: np.ndarray) -> None:
@@ -126,7 +166,7 @@ def _read_into(path: Path, info: AudioInfo, frames: np.ndarray) -> None:
             frames[done: done + len(block)] = block
             done += len(block)
     else:
-        with sf.SoundFile(str(path)) as snd:  # one read call: see the module docstring
+        with _quiet_stderr(), sf.SoundFile(str(path)) as snd:  # one read call: see the module docstring
             done = len(snd.read(frames=info.frames, out=frames))
     frames[done:] = 0.0  # a stream shorter than its header promised
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,11 @@ from .errors import DownloadError, ProviderServerError, RateLimitError, StemlabE
 from .files import sha256_of
 from .http import REDIRECTS, RetryPolicy, check_url, redirect_target, retry_after, retrying
 
-__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "SEGMENT"]
+__all__ = ["FileRecord", "download", "download_all", "MAX_FILE_BYTES", "MIN_RATE", "SEGMENT"]
 
+#: The slowest a download may be, overall (bytes per second). A CDN that trickles bytes never
+#: trips a read timeout; each file gets ``grace + size / MIN_RATE`` seconds in all.
+MIN_RATE = 16 * 1024
 MAX_FILE_BYTES = 200 * 1024 * 1024  # a 10-minute 48 kHz stereo 24-bit WAV is ~170 MB; MP3 stems are ~5 MB
 SEGMENT = 1024 * 1024  # bytes per ranged request
 
@@ -59,7 +63,7 @@ class _File:
     """One file in flight: its part file, its announced size, and which bytes have arrived."""
 
     def __init__(self, url: str, dest: Path, *, max_bytes: int, cancel: threading.Event,
-                 on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None):
+                 on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None, grace: float = 30.0):
         self.url = url
         self.location = self.url  # where the bytes come from, once redirects are followed
         self.dest = Path(dest)
@@ -68,6 +72,7 @@ class _File:
         self.on_bytes, self.on_total = on_bytes, on_total
         self.total: int | None = None
         self.received = 0
+        self.started, self.grace = time.monotonic(), grace
         self.lock = threading.Lock()
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.part.unlink(missing_ok=True)
@@ -83,6 +88,11 @@ class _File:
     def write(self, offset: int, chunk: bytes) -> None:
         if self.cancel.is_set():
             raise _Cancelled()
+        elapsed = time.monotonic() - self.started
+        if elapsed > self.grace + (self.total or SEGMENT) / MIN_RATE:
+            raise DownloadError(f"{self.dest.name}: the CDN sent {self.received:,} of "
+                                f"{self.total if self.total is not None else '?'} bytes in {elapsed:.0f} s, slower than "
+                                f"{MIN_RATE // 1024} KB/s; fetch again later (the job is kept: no new charge)")
         if offset + len(chunk) > self.max_bytes:
             raise DownloadError(f"{self.dest.name} exceeded the {self.max_bytes:,}-byte cap per file")
         os.pwrite(self.fd, chunk, offset)
@@ -193,10 +203,11 @@ def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *,
 
 def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max_workers: int = 16,
                  max_bytes: int = MAX_FILE_BYTES, policy: RetryPolicy = RetryPolicy(),
-                 progress: bool = True, desc: str = "download",
+                 progress: bool = True, desc: str = "download", grace: float = 30.0,
                  optional: Sequence[int] = ()) -> list[FileRecord | Exception]:
     """Download ``(url, dest)`` pairs concurrently, at most ``max_workers`` requests at once.
 
+    Each file must arrive within ``grace`` seconds plus its size at :data:`MIN_RATE`.
     Returns the records in the order of ``items``. If one download fails for good, the others
     stop, their part files are removed, and the first error is raised; except for the indices in
     ``optional``, whose failure (a :class:`~stemlab.errors.StemlabError`) is returned in place
@@ -212,8 +223,8 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
     cancel = threading.Event()
     results: dict[int, FileRecord | Exception] = {}
     with byte_bar(desc=desc, enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.grow)
-                 for url, dest in items]
+        files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.grow,
+                       grace=grace) for url, dest in items]
         outstanding = [0] * len(files)
         pending: dict[Future, int] = {}
 

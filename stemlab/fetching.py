@@ -206,6 +206,7 @@ class _Job:
         job_id = record["job_id"]
         deadline = time.monotonic() + self.settings.job_timeout
         with job_bar(desc=f"{self.provider} job {job_id[:12]}", enabled=self.progress) as bar:
+            client.on_wait = lambda seconds, why: bar.note(why)
             while True:
                 status = client.poll(job_id)
                 if status.state != "running":
@@ -230,6 +231,7 @@ class _Job:
         if source is not None:
             items.append((source.url, set_dir / f"source{_extension(source.url)}"))
         results = download_all(http, items, progress=self.progress, desc=f"{self.provider} stems",
+                               grace=self.settings.http_timeout,
                                policy=RetryPolicy(base_delay=self.settings.retry_delay),
                                optional=[len(status.stems)] if source is not None else [])
         stems = [self._file_entry(rec, set_dir, name=stem.name, label=stem.label, stated=stem.duration)

@@ -36,7 +36,7 @@ import httpx
 from .errors import (NetworkError, ProtocolError, ProviderServerError, RateLimitError, RedirectError,
                      SubmitUncertainError, UsageError)
 
-__all__ = ["RetryPolicy", "retry_after", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
+__all__ = ["RetryPolicy", "MAX_WAIT", "retry_after", "check_url", "is_loopback", "new_client", "retrying", "json_of"]
 
 T = TypeVar("T")
 
@@ -46,7 +46,9 @@ DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to retry. Delays double from ``base_delay`` up to ``max_delay``."""
+    """How often and how patiently to retry. Delays double from ``base_delay`` up to ``max_delay``;
+    a provider's ``Retry-After`` is honoured up to :data:`MAX_WAIT` seconds (a longer ask is cut
+    to that, so five attempts never wait more than five minutes)."""
 
     attempts: int = 5
     base_delay: float = 0.5
@@ -55,9 +57,13 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay * 4)
+            return min(max(retry_after, 0.0), MAX_WAIT)
         delay = min(self.base_delay * (2 ** attempt), self.max_delay)
         return delay * (1 + self.jitter * random.random())
+
+
+#: The longest stemlab waits before one retry, whatever ``Retry-After`` asks (seconds).
+MAX_WAIT = 60.0
 
 
 def is_loopback(host: str | None) -> bool:
@@ -131,14 +137,16 @@ def _never_connected(exc: Exception) -> bool:
 
 
 def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), sent_is_safe: bool,
-             sleep: Callable[[float], None] = time.sleep, what: str = "request") -> T:
+             sleep: Callable[[float], None] = time.sleep, what: str = "request",
+             on_wait: Callable[[float, str], None] | None = None) -> T:
     """Call ``attempt()`` until it succeeds, following the two retry rules above.
 
     Retries :class:`RateLimitError` and :class:`ProviderServerError` (provider answers), and
     network failures when ``sent_is_safe``; when not, a sent request with no answer raises
     :class:`SubmitUncertainError`. Malformed answers (:class:`ProtocolError`) are retried only when
     ``sent_is_safe``. After the last attempt the last error is raised (network errors as
-    :class:`NetworkError`).
+    :class:`NetworkError`). ``on_wait(seconds, why)`` is told of every wait before it starts
+    (progress bars show it: "cqtai asked to wait 60 s").
     """
     last: Exception | None = None
     for n in range(policy.attempts):
@@ -163,7 +171,11 @@ def retrying(attempt: Callable[[], T], *, policy: RetryPolicy = RetryPolicy(), s
                 raise SubmitUncertainError(f"{what} was sent but no answer came back ({type(exc).__name__})") from None
             last = NetworkError(f"{what} failed: {type(exc).__name__}: {exc or 'no detail'}")
         if n + 1 < policy.attempts:
-            sleep(policy.delay(n, asked_wait))
+            seconds = policy.delay(n, asked_wait)
+            if on_wait is not None:
+                on_wait(seconds, f"asked to wait {seconds:.0f} s" if asked_wait is not None else
+                        f"retrying {what} in {seconds:.1f} s")
+            sleep(seconds)
     assert last is not None
     raise last
 

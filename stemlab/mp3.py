@@ -11,7 +11,7 @@ here to line a tag-less file up with its tagged twin sample for sample.
 >>> first_frame(b"not an mp3") is None
 True
 >>> gapless(b"not an mp3")
-Gapless(tag=None, delay=None, padding=None)
+Gapless(tag=None, delay=None, padding=None, frames=None, size=None, start=0)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["FRAME", "STANDARD_DELAY", "Frame", "Gapless", "id3v2_length", "first_frame", "gapless"]
+__all__ = ["FRAME", "STANDARD_DELAY", "Frame", "Gapless", "id3v2_length", "first_frame", "gapless", "count_frames", "cut_short"]
 
 FRAME = 1152           # samples per MPEG-1 Layer III frame
 ENCODER_DELAY = 576    # LAME's encoder delay
@@ -43,13 +43,18 @@ class Frame:
 
 @dataclass(frozen=True)
 class Gapless:
-    """What an MP3 says about its own delay: ``tag`` is ``"lame"`` (a LAME extension with delay and
+    """What an MP3 says about itself: ``tag`` is ``"lame"`` (a LAME extension with delay and
     padding, which decoders honour), ``"xing"`` (a header frame without one) or None (no header
-    frame at all); ``delay`` and ``padding`` in samples, from the LAME extension."""
+    frame at all); ``delay`` and ``padding`` in samples, from the LAME extension; ``frames``, the
+    number of audio frames the header frame claims (decoders believe it: a file cut short still
+    reads as full length, see :func:`count_frames`)."""
 
     tag: str | None
     delay: int | None
     padding: int | None
+    frames: int | None = None
+    size: int | None = None  # bytes of the MPEG stream the header frame claims (from its first byte)
+    start: int = 0           # where the MPEG stream starts in the file (after any ID3v2 tag)
 
 
 def id3v2_length(data: bytes) -> int:
@@ -109,9 +114,44 @@ def gapless(source: bytes | str | os.PathLike) -> Gapless:
     body = data[frame.start:frame.start + frame.length]
     at = frame.tag_offset + 4
     flags = int.from_bytes(body[at:at + 4], "big")
+    fields = iter(int.from_bytes(body[at + 4 + 4 * k:at + 8 + 4 * k], "big") for k in range(2))
+    frames = next(fields) if flags & 1 else None
+    size = next(fields) if flags & 2 else None
     at += 4 + 4 * bool(flags & 1) + 4 * bool(flags & 2) + 100 * bool(flags & 4) + 4 * bool(flags & 8)
     lame = body[at:at + 36]
     if len(lame) < 24 or not lame[:4].isalpha():  # "LAME", "Lavc", "Lavf", "GOGO"... : an encoder string
-        return Gapless("xing", None, None)
+        return Gapless("xing", None, None, frames, size, frame.start)
     packed = int.from_bytes(lame[21:24], "big")
-    return Gapless("lame", packed >> 12, packed & 0xFFF)
+    return Gapless("lame", packed >> 12, packed & 0xFFF, frames, size, frame.start)
+
+
+def cut_short(path: str | os.PathLike, tag: Gapless) -> bool:
+    """Whether an MP3 holds less than its header frame claims: fewer stream bytes than its byte
+    count (one frame of slack), else, when it states none, fewer frames (:func:`count_frames`)."""
+    if tag.size is not None:
+        return os.path.getsize(path) - tag.start < tag.size - 2 * 1441  # 1441: the largest MPEG-1 frame
+    if tag.frames is not None:
+        with open(path, "rb") as f:
+            return count_frames(f.read()) < tag.frames - 1
+    return False
+
+
+def count_frames(data: bytes) -> int:
+    """The audio frames really present in MP3 ``data``: headers walked from the first audio frame
+    (after any ID3v2 tag and Xing/Info frame) until the bytes end or lose sync. A header frame's
+    own count may claim more: the file was cut short.
+
+    >>> count_frames(b"not an mp3")
+    0
+    """
+    frame = first_frame(data)
+    if frame is None:
+        return 0
+    at, count = frame.start + (frame.length if frame.tag else 0), 0
+    while at + 4 <= len(data):
+        parsed = _frame_header(data[at:at + 4])
+        if parsed is None or at + parsed[0] > len(data):
+            break
+        at += parsed[0]
+        count += 1
+    return count

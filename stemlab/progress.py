@@ -32,6 +32,12 @@ class _Bar:
             with self._lock:
                 self._bar.update(n)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` beside the bar (e.g. "cqtai asked to wait 60 s")."""
+        if self._bar is not None:
+            with self._lock:
+                self._bar.set_postfix_str(text, refresh=True)
+
     def set(self, value: float, *, note: str | None = None) -> None:
         """Move to an absolute position (for job progress in percent)."""
         if self._bar is not None:

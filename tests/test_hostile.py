@@ -3,11 +3,12 @@ keys. Whatever comes back, nothing is paid twice and no key leaves for another h
 message or a file."""
 
 import json
+import time
 
 import pytest
 
 from conftest import APIFRAME_KEY, CLIP_ID, CQTAI_KEY, SONG
-from stemlab.errors import AuthError, JobFailedError, RedirectError, SubmitUncertainError
+from stemlab.errors import AuthError, DownloadError, JobFailedError, RedirectError, SubmitUncertainError
 from stemlab.fetching import fetch
 
 
@@ -107,3 +108,72 @@ def test_two_tracks_with_the_same_name_are_both_kept(tmp_path, settings):
     assert two.names == ["vocals", "vocals_2"] and two["vocals_2"].path.exists()
     assert twelve.names == ["vocals", "vocals_2"]
     assert two["vocals"].path != two["vocals_2"].path
+
+
+def test_a_truncated_mp3_is_flagged_not_zero_filled(tmp_path):
+    """A tagged MP3 cut at 30%: its Xing frame still claims the full length, and every decoder
+    believes it (libsndfile and miniaudio alike report 2.000 s)."""
+    import numpy as np
+    import soundfile as sf
+
+    import stemlab
+    from stemlab.audio import decode, probe
+    from stemlab.encode import mp3_bytes
+    from stemlab.sandbox.synth import synth_stems
+
+    stems = synth_stems(duration=2.0, sr=22050, names=("vocals", "bass"), seed=2)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name, audio in stems.items():
+        data = mp3_bytes(audio, 22050)
+        (folder / f"{name}.mp3").write_bytes(data[: int(len(data) * 0.3)] if name == "bass" else data)
+    sf.write(folder / "mixture.wav", sum(stems.values()).T, 22050, subtype="FLOAT")
+    cut = folder / "bass.mp3"
+    assert sf.info(str(cut)).frames == 2 * 22050  # what the header claims
+    facts = probe(cut)
+    audio, _ = decode(cut)
+    assert facts.truncated and facts.frames == audio.shape[1] < 0.5 * 2 * 22050
+    assert np.count_nonzero(audio[:, -100:]) > 0  # its real end, not a run of zeros
+    report = stemlab.check(folder, cache_dir=tmp_path / "cache")
+    assert not report.ok and "bass" in report.culprits
+    assert any(p.startswith("bass is truncated") for p in report.problems)
+    assert "truncated" in report.to_dict()["stems"][1]["verdict"]
+
+
+def test_a_trickling_cdn_ends_in_a_clear_error_and_the_job_is_kept(sandbox, settings):
+    sandbox.faults.add("download", "trickle", bytes_per_second=2, path_contains="suno-cdn")
+    slow = settings.replace(http_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="slower than 16 KB/s.*no new charge"):
+        cqtai(slow)
+    assert time.monotonic() - started < 15
+    assert _job(settings, f"cqtai-12-{CLIP_ID}")["state"] == "submitted"
+    assert len(cqtai(settings)) == 12 and len(sandbox.submits) == 1
+
+
+def test_long_waits_are_capped_and_said():
+    from stemlab.errors import RateLimitError
+    from stemlab.http import MAX_WAIT, RetryPolicy, retrying
+
+    calls, waits, notes = [], [], []
+
+    def busy():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RateLimitError("busy", retry_after=3600.0)
+        return "ok"
+
+    assert retrying(busy, policy=RetryPolicy(attempts=3), sent_is_safe=True, sleep=waits.append,
+                    on_wait=lambda seconds, why: notes.append(why)) == "ok"
+    assert waits == [MAX_WAIT, MAX_WAIT] == [60.0, 60.0]
+    assert notes == ["asked to wait 60 s"] * 2
+
+
+@pytest.mark.parametrize("key", ["sk-abc\r\ndef", "sk-\u200bpasted", "sk-caf\u00e9"])
+def test_a_malformed_key_fails_before_anything_is_sent_or_recorded(sandbox, settings, key):
+    from stemlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CQTAI_API_KEY holds .* paste the key again") as err:
+        cqtai(settings, api_key=key)
+    assert key not in str(err.value)
+    assert sandbox.requests == [] and not (settings.cache_dir / "sets").exists()

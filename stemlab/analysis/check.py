@@ -294,6 +294,9 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     source_duration = stemset.source.duration
     threshold = silence_threshold(source)
     problems: list[str] = []
+    if stemset.source.info.truncated:
+        problems.append(f"the source is truncated: the file ends at {source_duration:.3f} s, before the length its "
+                        f"own header claims")
     names = list(conformed.stems)
 
     # per stem: its level, and its gain in the source, fitted jointly with the others, all aligned
@@ -340,6 +343,10 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         if abs(delta) > tolerance_s:
             verdicts.append("short" if delta < 0 else "long")
             problems.append(f"{name} is {abs(delta):.3f} s {'longer' if delta > 0 else 'shorter'} than the source")
+        if stem.info.truncated:
+            verdicts.append("truncated")
+            problems.append(f"{name} is truncated: the file ends at {stem.duration:.3f} s, before the length its own "
+                            f"header claims (a download cut short?); fetch it again with force=True")
         if stem.stated_duration is not None and abs(stem.duration - stem.stated_duration) > tolerance_s:
             verdicts.append("not as stated")
             problems.append(f"{name} decodes to {stem.duration:.3f} s but the provider stated "

@@ -89,6 +89,7 @@ class Provider:
         self.settings = settings
         self.base_url = self.url(next(iter(self.urls)))
         self._key: Secret | None = settings.option(self.key_setting)
+        self.on_wait = None  # told of every wait before a retry: (seconds, why), e.g. for a progress bar
 
     # -- declarations --------------------------------------------------------------------------
     @classmethod
@@ -161,7 +162,8 @@ class Provider:
                                     status=response.status_code, job_id=job_id)
             return self._read(response, job_id=job_id)
 
-        return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what)
+        on_wait = self.on_wait and (lambda seconds, why: self.on_wait(seconds, f"{self.name} {why}"))
+        return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what, on_wait=on_wait)
 
     def _error(self, status: int, words: str, response: httpx.Response, job_id: str | None) -> ProviderError:
         """The typed error for ``status``, with the provider's own ``words`` (any key they echo
