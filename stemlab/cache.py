@@ -40,7 +40,8 @@ from .config import Settings
 from .errors import CacheError, UsageError
 from .files import atomic_write_json, sha256_of
 
-__all__ = ["Cache", "SetEntry", "Usage", "Damage", "safe_component", "id_component", "RUNNING_STATES"]
+__all__ = ["Cache", "SetEntry", "Usage", "Damage", "safe_component", "id_component", "read_record",
+           "REPAIR_ADVICE", "RUNNING_STATES", "PROTECTED_STATES"]
 
 MANIFEST = "manifest.json"
 JOB = "job.json"
@@ -48,6 +49,9 @@ DERIVED_ROOTS = ("folders", "sandbox-library")  # rebuildable data outside the s
 
 #: job states whose record must not be dropped: the job may be running, or may exist and be paid
 RUNNING_STATES = ("submitting", "submitted", "uncertain")
+#: what ``clean`` refuses to remove without ``force``: running jobs, and damaged sets (their job
+#: record is what repairs them for free)
+PROTECTED_STATES = (*RUNNING_STATES, "damaged")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class SetEntry:
     key: str
     provider: str | None
     job_id: str | None
-    state: str            # "complete", or the job record's state: submitting, submitted, uncertain, failed
+    state: str            # "complete", "damaged", or the job record's state: submitting, submitted, uncertain, failed
     stems: int
     set_dir: str
 
@@ -127,13 +131,32 @@ def safe_component(text: str) -> str:
     return cleaned
 
 
-def _read_json(path: Path) -> dict | None:
+#: what to do about a set whose manifest or files are damaged; deleting the folder would lose
+#: the job record, and the next fetch would pay again
+REPAIR_ADVICE = ("fetch the set again: stemlab repairs it from its job record at no charge (keep job.json: it is "
+                 "what makes the repair free)")
+#: what to do about a record that will not read: never advice that ends in a second charge
+_UNREADABLE_ADVICE = {
+    MANIFEST: REPAIR_ADVICE,
+    JOB: ("stemlab cannot tell whether a job was submitted for this set, so it will not submit one on its own; "
+          "check your provider's console, then restore the file, or use force=True (--force) to pay for a new job"),
+}
+
+
+def read_record(path: Path) -> dict | None:
+    """A JSON record (manifest, job record): the object, None if the file is absent, or a
+    :class:`CacheError` saying what to do that costs nothing."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"{path} is unreadable ({exc}); delete that folder to fetch the set again") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        problem = f"is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+    else:
+        if isinstance(record, dict):
+            return record
+        problem = f"holds a JSON {type(record).__name__}, not an object"
+    raise CacheError(f"{path} {problem}; {_UNREADABLE_ADVICE.get(path.name, 'delete it to rebuild it')}")
 
 
 class Cache:
@@ -170,13 +193,13 @@ class Cache:
         return FileLock(str(path), timeout=timeout)
 
     def read_job(self, key: str) -> dict | None:
-        return _read_json(self.set_dir(key) / JOB)
+        return read_record(self.set_dir(key) / JOB)
 
     def write_job(self, key: str, record: dict) -> None:
         atomic_write_json(self.set_dir(key) / JOB, record)
 
     def read_manifest(self, key: str) -> dict | None:
-        return _read_json(self.set_dir(key) / MANIFEST)
+        return read_record(self.set_dir(key) / MANIFEST)
 
     def write_manifest(self, key: str, manifest: dict) -> None:
         atomic_write_json(self.set_dir(key) / MANIFEST, manifest)
@@ -186,12 +209,95 @@ class Cache:
         shutil.rmtree(self.set_dir(key), ignore_errors=True)
 
     def state(self, key: str) -> str:
-        """``"complete"`` when the manifest exists, else the job record's state (``"incomplete"``
-        when there is neither)."""
-        if (self.set_dir(key) / MANIFEST).exists():
-            return "complete"
-        record = self.read_job(key) or {}
+        """``"complete"`` when the manifest exists, ``"damaged"`` when it (or, with no manifest, the
+        job record) does not read, else the job record's state (``"incomplete"`` when there is
+        neither)."""
+        try:
+            if self.read_manifest(key) is not None:
+                return "complete"
+            record = self.read_job(key) or {}
+        except CacheError:
+            return "damaged"
         return str(record.get("state") or "incomplete")
+
+    def record(self, key: str) -> dict:
+        """The set's manifest, else its job record, else ``{}``: what is known of it. A record that
+        does not read counts as absent here (:meth:`state` says ``"damaged"``), so one damaged set
+        never hides the others."""
+        for read in (self.read_manifest, self.read_job):
+            try:
+                found = read(key)
+            except CacheError:
+                continue
+            if found is not None:
+                return found
+        return {}
+
+    def damage(self, key: str, *, hashes: bool = False) -> list[Damage]:
+        """What keeps the complete set ``key`` from being served as it was fetched: a manifest that
+        does not read, or files missing or of the wrong size (and, with ``hashes``, content that
+        differs from the manifest's sha256). Empty for an intact set, and for one with no manifest.
+        """
+        try:
+            manifest = self.read_manifest(key)
+        except CacheError:
+            return [Damage(key, MANIFEST, "unreadable")]
+        if manifest is None:
+            return []
+        folder, damage = self.set_dir(key), []
+        for entry in [manifest.get("source") or {}, *manifest.get("stems", [])]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                continue
+            path = folder / entry["path"]
+            size = entry.get("size")
+            if not path.is_file():
+                damage.append(Damage(key, entry["path"], "missing"))
+            elif isinstance(size, int) and path.stat().st_size != size:
+                damage.append(Damage(key, entry["path"], f"{path.stat().st_size:,} bytes, the manifest says {size:,}"))
+            elif hashes and not entry.get("sha256"):
+                damage.append(Damage(key, entry["path"], "no sha256 in the manifest: cannot verify"))
+            elif hashes and sha256_of(path) != entry["sha256"]:
+                damage.append(Damage(key, entry["path"], "sha256 differs from the manifest"))
+        return damage
+
+    def intact(self, key: str) -> bool:
+        """The set is complete, and every file is there at its size (cheap: nothing is hashed)."""
+        return self.state(key) == "complete" and not self.damage(key)
+
+    def prepare_repair(self, key: str) -> dict[str, dict]:
+        """Make a damaged set fetchable again at no charge; returns the manifest entries of the
+        files that still verify (by path), which need no new download.
+
+        The job record stays (or is rebuilt from the manifest's job id), so the next run polls the
+        finished job and downloads only what is missing, never submitting. With neither record
+        readable, stemlab cannot tell which job to download again: :class:`CacheError`.
+        """
+        damage = self.damage(key)
+        try:
+            manifest = self.read_manifest(key)
+        except CacheError:
+            manifest = None
+        record = self._job_or_none(key)
+        if not (record and record.get("job_id")):
+            if not (manifest and manifest.get("job_id")):
+                what = f" ({damage[0].path}: {damage[0].problem})" if damage else ""
+                raise CacheError(
+                    f"{self.set_dir(key)} is damaged{what} and has no readable job "
+                    f"record, so stemlab cannot tell which job to download again, and will not submit a new one on "
+                    f"its own; restore job.json, or use force=True (--force) to pay for a new job")
+            record = {name: manifest.get(name) for name in ("provider", "key", "request", "base_url", "submitted_at",
+                                                             "job_id")}
+            self.write_job(key, {**record, "state": "done"})
+        bad = {d.path for d in self.damage(key, hashes=True)}
+        entries = [manifest.get("source") or {}, *manifest.get("stems", [])] if manifest else []
+        return {e["path"]: e for e in entries
+                if isinstance(e, dict) and isinstance(e.get("path"), str) and e.get("sha256") and e["path"] not in bad}
+
+    def _job_or_none(self, key: str) -> dict | None:
+        try:
+            return self.read_job(key)
+        except CacheError:
+            return None
 
     def keys(self) -> Iterator[str]:
         sets = self.root / "sets"
@@ -199,9 +305,12 @@ class Cache:
             yield from sorted(p.name for p in sets.iterdir() if p.is_dir())
 
     def manifests(self) -> Iterator[dict]:
-        """Every complete set's manifest, sorted by key."""
+        """Every complete set's manifest, sorted by key (damaged ones are skipped)."""
         for key in self.keys():
-            manifest = self.read_manifest(key)
+            try:
+                manifest = self.read_manifest(key)
+            except CacheError:
+                continue
             if manifest is not None:
                 yield manifest
 
@@ -214,10 +323,7 @@ class Cache:
             return candidate
         matches = []
         for key in self.keys():
-            record = self.read_manifest(key) or self.read_job(key) or {}
-            request = record.get("request", {})
-            ids = {key, record.get("job_id"), *(str(v) for v in request.values() if isinstance(v, str))}
-            if ref in ids:
+            if ref == key or ref in self._ids(key):
                 matches.append(self.set_dir(key))
         complete = [m for m in matches if (m / MANIFEST).exists()]
         if len(complete) == 1:
@@ -243,18 +349,18 @@ class Cache:
         return keys
 
     def _ids(self, key: str) -> set[str]:
-        record = self.read_manifest(key) or self.read_job(key) or {}
-        request = record.get("request") or {}
+        record = self.record(key)
+        request = record.get("request") if isinstance(record.get("request"), dict) else {}
         return {str(record.get("job_id")), *(str(v) for v in request.values() if isinstance(v, str))}
 
     def ls(self) -> list[SetEntry]:
         """Every set in the cache, complete or not, sorted by key."""
         entries = []
         for key in self.keys():
-            manifest = self.read_manifest(key)
-            record = manifest or self.read_job(key) or {}
+            record, state = self.record(key), self.state(key)
+            stems = record.get("stems") if state == "complete" else None
             entries.append(SetEntry(key=key, provider=record.get("provider"), job_id=record.get("job_id"),
-                                    state=self.state(key), stems=len((manifest or {}).get("stems", [])),
+                                    state=state, stems=len(stems) if isinstance(stems, list) else 0,
                                     set_dir=str(self.set_dir(key))))
         return entries
 
@@ -280,8 +386,8 @@ class Cache:
         ``derived=True`` drops rebuildable data only: the ``derived/`` folder of the sets ``refs``
         name, or, with no ``refs``, of every set plus ``folders`` and ``sandbox-library``.
         Otherwise the sets ``refs`` name are removed whole; a set whose job may still be running
-        or may have been charged (:data:`RUNNING_STATES`) is refused unless ``force``, because
-        forgetting its job id can mean paying for it again.
+        or may have been charged, or that is damaged (:data:`PROTECTED_STATES`), is refused unless
+        ``force``, because forgetting its job id can mean paying for it again.
         """
         refs = list(refs)
         keys = self.resolve_keys(refs) if refs else list(self.keys())
@@ -289,7 +395,7 @@ class Cache:
             raise UsageError("name the sets to remove (see `stemlab cache ls`), or pass --derived to drop "
                              "rebuildable data only")
         for key in [] if derived or force else keys:  # refuse before removing anything
-            if self.state(key) in RUNNING_STATES:
+            if self.state(key) in PROTECTED_STATES:
                 self._refuse(key)
         removed = []
         for key in keys:
@@ -297,7 +403,7 @@ class Cache:
             try:
                 with self.lock(key, timeout=0):
                     state = self.state(key)
-                    if not derived and state in RUNNING_STATES and not force:
+                    if not derived and state in PROTECTED_STATES and not force:
                         self._refuse(key)
                     if target.exists():
                         shutil.rmtree(target, ignore_errors=True)
@@ -313,8 +419,10 @@ class Cache:
         return removed
 
     def _refuse(self, key: str) -> None:
-        raise UsageError(f"refusing to remove {key}: its job is {self.state(key)}, and forgetting its id can mean "
-                         f"paying for it again; fetch it to finish it, or pass --force")
+        state = self.state(key)
+        what = "it is damaged" if state == "damaged" else f"its job is {state}"
+        raise UsageError(f"refusing to remove {key}: {what}, and forgetting its job id can mean paying for it again; "
+                         f"fetch it to {'repair' if state == 'damaged' else 'finish'} it, or pass --force")
 
     def verify(self, refs: Iterable[str] = ()) -> list[Damage]:
         """Check every file of the complete sets ``refs`` name (default: all) against the size and
@@ -322,23 +430,7 @@ class Cache:
         refs = list(refs)
         damage = []
         for key in (self.resolve_keys(refs) if refs else list(self.keys())):
-            manifest = self.read_manifest(key)
-            if manifest is None:
-                if refs:
-                    damage.append(Damage(key, "", f"not complete ({self.state(key)}): nothing to verify"))
-                continue
-            folder = self.set_dir(key)
-            for entry in [manifest.get("source") or {}, *manifest.get("stems", [])]:
-                if not entry.get("path"):
-                    continue
-                path = folder / entry["path"]
-                if not path.is_file():
-                    damage.append(Damage(key, entry["path"], "missing"))
-                elif entry.get("size") is not None and path.stat().st_size != entry["size"]:
-                    damage.append(Damage(key, entry["path"], f"{path.stat().st_size:,} bytes, the manifest says "
-                                                             f"{entry['size']:,}"))
-                elif not entry.get("sha256"):
-                    damage.append(Damage(key, entry["path"], "no sha256 in the manifest: cannot verify"))
-                elif sha256_of(path) != entry["sha256"]:
-                    damage.append(Damage(key, entry["path"], "sha256 differs from the manifest"))
+            if refs and self.state(key) not in ("complete", "damaged"):
+                damage.append(Damage(key, "", f"not complete ({self.state(key)}): nothing to verify"))
+            damage += self.damage(key, hashes=True)
         return damage

@@ -3,12 +3,16 @@
 Exit codes: 0 ok; 1 the check found a problem; 2 usage error (no request sent); 3 provider,
 network or decode error. Errors are one line on stderr, ``stemlab: error: ...``, with no
 traceback and no key (``STEMLAB_DEBUG=1`` shows the traceback of an unexpected error).
+Notices (a repair, a wait for another fetch of the same set, a source that did not download)
+are ``stemlab: ...`` lines on stderr; ``--quiet`` drops them. Nothing printed carries a
+provider's escape sequences or control characters.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Sequence
@@ -17,6 +21,7 @@ from . import __version__
 from .config import Settings, redact
 from .errors import StemlabError
 from .providers import REGISTRY
+from .terminal import PrintableStream, printable
 
 __all__ = ["main"]
 
@@ -106,6 +111,8 @@ def _cmd_fetch(args, settings) -> int:
     rows += [(st["name"], st["label"], st["duration"], st["path"]) for st in facts["stems"]]
     for name, label, duration, path in rows:
         print(f"  {name:<16} {label:<18} {duration:8.2f} s  {path}")
+    if facts["source_error"]:
+        print(f"  source           NOT DOWNLOADED: {facts['source_error']}")
     return 0
 
 
@@ -247,7 +254,24 @@ COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stdout, sys.stdout = sys.stdout, PrintableStream(sys.stdout)  # labels and ids come from providers
+    notices = logging.StreamHandler(PrintableStream(sys.stderr))  # "waiting for another fetch..."
+    notices.setFormatter(logging.Formatter("stemlab: %(message)s"))
+    log = logging.getLogger("stemlab")
+    log.addHandler(notices)
+    propagate, level, log.propagate = log.propagate, log.level, False
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout = stdout
+        log.removeHandler(notices)
+        log.propagate, log.level = propagate, level
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        logging.getLogger("stemlab").setLevel(logging.ERROR)
     secrets: list[str] = []
     try:
         settings = Settings.of(cache_dir=args.cache_dir)  # the one resolution of this run
@@ -269,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(exc: BaseException, secrets: list[str]) -> str:
-    return redact(" ".join(str(exc).split()) or type(exc).__name__, secrets)
+    return redact(" ".join(printable(exc).split()) or type(exc).__name__, secrets)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ dropped connection resumes where it stopped; anything else that fails removes th
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -95,8 +96,10 @@ class _File:
                                 f"{MIN_RATE // 1024} KB/s; fetch again later (the job is kept: no new charge)")
         if offset + len(chunk) > self.max_bytes:
             raise DownloadError(f"{self.dest.name} exceeded the {self.max_bytes:,}-byte cap per file")
-        os.pwrite(self.fd, chunk, offset)
-        with self.lock:
+        with self.lock:  # never into a closed (or reused) descriptor: abandon() may run meanwhile
+            if self.fd < 0:
+                raise _Cancelled()
+            os.pwrite(self.fd, chunk, offset)
             self.received += len(chunk)
         if self.on_bytes:
             self.on_bytes(len(chunk))
@@ -109,8 +112,9 @@ class _File:
             self.on_bytes(-nbytes)
 
     def finish(self) -> FileRecord:
-        os.close(self.fd)
-        self.fd = -1
+        with self.lock:
+            os.close(self.fd)
+            self.fd = -1
         size = self.part.stat().st_size
         if self.total is not None and size != self.total:
             raise DownloadError(f"{self.dest.name}: got {size:,} of {self.total:,} bytes")
@@ -119,10 +123,11 @@ class _File:
         return FileRecord(path=self.dest, url=self.url, size=size, sha256=digest)
 
     def abandon(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        self.part.unlink(missing_ok=True)
+        with self.lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            self.part.unlink(missing_ok=True)
 
 
 def _content_range(response: httpx.Response) -> tuple[int, int | None]:
@@ -222,7 +227,7 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
             raise DownloadError(f"{Path(dest).name}: the provider gave a URL stemlab refuses ({exc})") from None
     cancel = threading.Event()
     results: dict[int, FileRecord | Exception] = {}
-    with byte_bar(desc=desc, enabled=progress) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+    with byte_bar(desc=desc, enabled=progress) as bar, _DaemonPool(max(1, max_workers)) as pool:
         files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.grow,
                        grace=grace) for url, dest in items]
         outstanding = [0] * len(files)
@@ -267,6 +272,52 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
     if first_error is not None:
         raise first_error
     return [results[i] for i in range(len(items))]
+
+
+class _DaemonPool:
+    """A bounded thread pool that never holds up its caller, nor the process's exit.
+
+    ``ThreadPoolExecutor`` joins its threads on leaving its ``with`` block and again at exit, so a
+    Ctrl-C during a download that a CDN has stalled waits out the read timeout (30 s). These
+    threads are daemons, and leaving the block only tells them to stop: a stalled one ends with
+    its timeout, its file already abandoned (:meth:`_File.write` refuses closed files).
+    """
+
+    def __init__(self, workers: int):
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._workers = workers
+        self._started = 0
+
+    def submit(self, fn: Callable, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args, kwargs))
+        if self._started < self._workers:
+            self._started += 1
+            threading.Thread(target=self._work, name="stemlab-download", daemon=True).start()
+        return future
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn, args, kwargs = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                    future.set_exception(exc)
+
+    def __enter__(self) -> "_DaemonPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        while True:  # what has not started never will
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task[0].cancel()
+        for _ in range(self._started):
+            self._tasks.put(None)
 
 
 def download(client: httpx.Client, url: str, dest: Path, *, max_bytes: int = MAX_FILE_BYTES,

@@ -1,14 +1,18 @@
 """``fetch``: provider -> cache -> StemSet, without ever paying twice.
 
 1. The request is validated before anything is sent.
-2. Under a per-set file lock: a complete set in the cache is returned as is (offline, no key).
-3. Otherwise a recorded job is resumed; only when there is none is a job submitted, and its id
-   is written to ``job.json`` the moment the provider accepts it, before polling starts.
+2. A complete, intact set in the cache is returned as is: offline, with no key, no lock and no
+   write (a read-only cache serves it).
+3. Otherwise, under a per-set file lock, a recorded job is resumed; only when there is none is a
+   job submitted, and its id is written to ``job.json`` the moment the provider accepts it,
+   before polling starts. A damaged set (an unreadable manifest, a missing or resized file) is
+   repaired from its job record: files that still verify are kept, the rest downloaded again.
 4. The job is polled (with a progress bar and an overall timeout), then the stems and the
    source are downloaded concurrently, and ``manifest.json`` is written last.
 
 An interrupted kernel, a Ctrl-C or a crash resumes the same job on the next call. A submit that
-got no answer is recorded as uncertain and is never repeated without ``force=True``.
+got no answer, or an answer stemlab cannot read, is recorded as uncertain and is never repeated
+without ``force=True``.
 
 >>> s = fetch("cqtai", clip_id="05d72140-38f5-4eb4-bdaa-a6e0d1c1167e")      # doctest: +SKIP
 >>> s = fetch("apiframe", parent_job_id="a1b2c3d4-...", index=1)            # doctest: +SKIP
@@ -16,7 +20,9 @@ got no answer is recorded as uncertain and is never repeated without ``force=Tru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import time
 from datetime import datetime, timezone
@@ -25,6 +31,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import httpx
+from filelock import Timeout
 
 from .audio import probe
 from .cache import Cache
@@ -39,6 +46,8 @@ from .providers.base import JobStatus
 from .stemset import AUDIO_EXTENSIONS, StemSet
 
 __all__ = ["fetch", "open_set", "as_set", "build_request"]
+
+log = logging.getLogger("stemlab")
 
 
 def _now() -> str:
@@ -98,14 +107,43 @@ def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, 
     if api_key:
         overrides[chosen.key_setting] = api_key
     settings = Settings.of(settings, cache_dir=cache_dir, **overrides)
-    cache = Cache(settings.cache_dir)
-    with cache.lock(request.cache_key):
-        if not force and cache.read_manifest(request.cache_key) is not None:
-            return StemSet.open(cache.set_dir(request.cache_key), sr=sr, mono=mono)
+    cache, key = Cache(settings.cache_dir), request.cache_key
+    if not force and cache.intact(key):  # no lock, no write: a read-only cache serves a complete set
+        return _opened(cache, key, sr=sr, mono=mono)
+    with _locked(cache, key):
+        keep = None
         if force:
-            cache.clear(request.cache_key)
-        _Job(chosen, request, settings, cache, progress=progress, transport=transport).run()
-    return StemSet.open(cache.set_dir(request.cache_key), sr=sr, mono=mono)
+            cache.clear(key)
+        elif cache.intact(key):  # another process finished it while we waited
+            return _opened(cache, key, sr=sr, mono=mono)
+        elif cache.damage(key):
+            keep = cache.prepare_repair(key)
+            log.warning("repairing %s from its job record (no new charge)", key)
+        _Job(chosen, request, settings, cache, progress=progress, transport=transport, keep=keep).run()
+    return _opened(cache, key, sr=sr, mono=mono, fresh=True)
+
+
+def _opened(cache: Cache, key: str, *, sr: int | None, mono: bool, fresh: bool = False) -> StemSet:
+    stemset = StemSet.open(cache.set_dir(key), sr=sr, mono=mono)
+    if fresh and stemset.source_error:
+        log.warning("the source track of %s was not downloaded (%s); the stems are kept, but check and compare "
+                    "against the source need it", key, stemset.source_error)
+    return stemset
+
+
+@contextlib.contextmanager
+def _locked(cache: Cache, key: str):
+    """The set's lock; saying so when another process holds it."""
+    lock = cache.lock(key)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another stemlab fetch of this set (%s) to finish", key)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def open_set(ref: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
@@ -138,11 +176,13 @@ class _Job:
     """One run of the submit/resume -> poll -> download -> manifest sequence for one request."""
 
     def __init__(self, kind: type[Provider], request, settings: Settings, cache: Cache, *, progress: bool,
-                 transport: httpx.BaseTransport | None, sleep: Callable[[float], None] = time.sleep):
+                 transport: httpx.BaseTransport | None, sleep: Callable[[float], None] = time.sleep,
+                 keep: dict[str, dict] | None = None):
         self.kind, self.request, self.settings, self.cache = kind, request, settings, cache
         self.key = request.cache_key
         self.progress, self.transport, self.sleep = progress, transport, sleep
         self.provider = kind.name
+        self.keep = keep  # a repair: the manifest entries of files that still verify (None: not a repair)
 
     def _client(self, http: httpx.Client) -> Provider:
         self.settings.key(self.kind.key_setting)  # a clear error before anything is sent
@@ -226,40 +266,48 @@ class _Job:
             source = client.source(self.request)
         except StemlabError as exc:  # the stems are paid for: keep them even if the source is unreachable
             source, source_error = None, str(exc)
-        paths = [Path("stems") / f"{stem.name}{_extension(stem.url)}" for stem in status.stems]
-        items = [(stem.url, set_dir / path) for stem, path in zip(status.stems, paths)]
+        files = [(stem.url, f"stems/{stem.name}{_extension(stem.url)}") for stem in status.stems]
         if source is not None:
-            items.append((source.url, set_dir / f"source{_extension(source.url)}"))
-        results = download_all(http, items, progress=self.progress, desc=f"{self.provider} stems",
-                               grace=self.settings.http_timeout,
+            files.append((source.url, f"source{_extension(source.url)}"))
+        kept = self.keep or {}
+        todo = [i for i, (_, path) in enumerate(files) if path not in kept]  # a repair downloads only these
+        source_index = len(files) - 1 if source is not None else None
+        results = download_all(http, [(files[i][0], set_dir / files[i][1]) for i in todo], progress=self.progress,
+                               desc=f"{self.provider} stems", grace=self.settings.http_timeout,
                                policy=RetryPolicy(base_delay=self.settings.retry_delay),
-                               optional=[len(status.stems)] if source is not None else [])
-        stems = [self._file_entry(rec, set_dir, name=stem.name, label=stem.label, stated=stem.duration)
-                 for stem, rec in zip(status.stems, results)]
+                               optional=[todo.index(source_index)] if source_index in todo else [])
+        entries: list[dict | Exception] = [kept.get(path) for _, path in files]
+        for i, result in zip(todo, results):
+            entries[i] = self._file_entry(result, set_dir) if isinstance(result, FileRecord) else result
+        stems = [{"name": stem.name, "label": stem.label} | entry
+                 | {"name": stem.name, "label": stem.label, "stated_duration": stem.duration}
+                 for stem, entry in zip(status.stems, entries)]
         source_entry = None
         if source is not None:
-            if isinstance(results[-1], FileRecord):
-                source_entry = self._file_entry(results[-1], set_dir, stated=source.duration)
+            if isinstance(entries[-1], dict):
+                source_entry = {**entries[-1], "stated_duration": source.duration}
             else:
-                source_error = str(results[-1])
-        return {
+                source_error = str(entries[-1])
+        manifest = {
             "format": 1, "key": self.key, "provider": self.provider, "request": self.request.describe(),
             "job_id": record["job_id"], "base_url": record.get("base_url"), "submitted_at": record.get("submitted_at"),
             "completed_at": _now(), "expected_stems": list(self.request.expected_stems),
             "response": redact(dict(status.raw), self.settings.secrets()),
             "source": source_entry, "source_error": source_error, "stems": stems,
         }
+        if self.keep is not None:
+            manifest["repaired_at"] = _now()
+        return manifest
 
     @staticmethod
-    def _file_entry(rec: FileRecord, set_dir: Path, *, stated: float | None, **extra) -> dict:
+    def _file_entry(rec: FileRecord, set_dir: Path) -> dict:
         try:
             info = probe(rec.path)
         except DecodeError as exc:
             rec.path.unlink(missing_ok=True)
             raise DecodeError(f"{rec.path.name} from {rec.url} is not decodable audio ({exc}); fetch again") from None
-        return {**extra, "path": rec.path.relative_to(set_dir).as_posix(), "url": rec.url, "size": rec.size,
-                "sha256": rec.sha256, "stated_duration": stated, "duration": round(info.duration, 6),
-                "decode": info.describe()}
+        return {"path": rec.path.relative_to(set_dir).as_posix(), "url": rec.url, "size": rec.size,
+                "sha256": rec.sha256, "duration": round(info.duration, 6), "decode": info.describe()}
 
 
 def _extension(url: str) -> str:

@@ -6,7 +6,9 @@ are also fsynced first; derived data (decoded arrays, envelopes, spectrograms), 
 be rebuilt, is not.
 
 **Derived data** is read with :func:`read_derived`: a missing file is rebuilt, and so is a damaged
-one (it is deleted first), never trusted and never an error.
+one (it is deleted first), never trusted and never an error. :func:`derived_file` says where it
+lives: beside its set, or, when that folder cannot be written (a read-only cache), in a scratch
+folder of the user's own.
 
 >>> import tempfile, numpy as np
 >>> path = Path(tempfile.mkdtemp()) / "x.npy"
@@ -23,6 +25,7 @@ array([0, 1, 2])
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 __all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_json", "save_npy", "save_npz", "sha256_of",
-           "read_derived"]
+           "read_derived", "derived_file"]
 
 T = TypeVar("T")
 
@@ -109,5 +112,42 @@ def read_derived(path: str | os.PathLike | None, load: Callable[[Path], T]) -> T
     except FileNotFoundError:
         return None
     except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile):
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder: rebuilt elsewhere (see derived_file)
+            path.unlink(missing_ok=True)
         return None
+
+
+def derived_file(folder: str | os.PathLike, name: str) -> Path:
+    """Where the derived file ``name`` of ``folder`` is: in ``folder`` if it is there or can be
+    written there, else in a scratch folder under the system's temp folder (so a read-only cache
+    still serves its sets, rebuilding their derived data once per machine boot).
+
+    >>> derived_file(tempfile.mkdtemp(), "vocals.abc.native.npy").name
+    'vocals.abc.native.npy'
+    """
+    folder = Path(folder)
+    path = folder / name
+    if path.exists() or _writable(folder):
+        return path
+    return _scratch_for(folder) / name
+
+
+@functools.lru_cache(maxsize=256)
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+@functools.lru_cache(maxsize=256)
+def _scratch_for(folder: Path) -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    own = Path(tempfile.gettempdir()) / f"stemlab-{uid if uid is not None else 'user'}"
+    own.mkdir(mode=0o700, exist_ok=True)
+    if uid is not None and (own.is_symlink() or own.stat().st_uid != uid):  # someone else's: not ours to use
+        own = Path(tempfile.mkdtemp(prefix="stemlab-"))
+    scratch = own / hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:16]
+    scratch.mkdir(exist_ok=True)
+    return scratch

@@ -10,6 +10,8 @@ import contextlib
 import threading
 from typing import Iterator
 
+from .terminal import printable
+
 __all__ = ["byte_bar", "job_bar"]
 
 
@@ -36,7 +38,7 @@ class _Bar:
         """Show ``text`` beside the bar (e.g. "cqtai asked to wait 60 s")."""
         if self._bar is not None:
             with self._lock:
-                self._bar.set_postfix_str(text, refresh=True)
+                self._bar.set_postfix_str(printable(text), refresh=True)
 
     def set(self, value: float, *, note: str | None = None) -> None:
         """Move to an absolute position (for job progress in percent)."""
@@ -44,14 +46,14 @@ class _Bar:
             with self._lock:
                 self._bar.n = value
                 if note:
-                    self._bar.set_postfix_str(note, refresh=False)
+                    self._bar.set_postfix_str(printable(note), refresh=False)
                 self._bar.refresh()
 
 
 def _tqdm(**kwargs):
     from tqdm.auto import tqdm
 
-    return tqdm(dynamic_ncols=True, leave=False, **kwargs)
+    return tqdm(dynamic_ncols=True, leave=False, **{**kwargs, "desc": printable(kwargs["desc"])})
 
 
 @contextlib.contextmanager

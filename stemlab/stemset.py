@@ -13,7 +13,6 @@ A set folder is either a cache set (with ``manifest.json``) or any folder of aud
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -23,10 +22,11 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from .audio import AudioInfo, Scratch, decode_cached, probe
-from .cache import Cache
+from .cache import REPAIR_ADVICE, Cache, read_record
 from .config import Settings
 from .conform import Conformed, conform
 from .errors import CacheError, UsageError
+from .files import derived_file
 from .rendering import Rendered
 from .taxonomy import TWELVE_STEMS, TWO_STEMS, canonical_name, safe_name
 
@@ -94,7 +94,7 @@ class Stem(Rendered):
 
     def derived_path(self, kind: str, suffix: str) -> Path:
         """A file in the set's derived folder that belongs to this stem's current content."""
-        return self._owner.derived_dir / f"{self.name}.{self.token}.{kind}{suffix}"
+        return derived_file(self._owner.derived_dir, f"{self.name}.{self.token}.{kind}{suffix}")
 
     @property
     def audio(self) -> np.ndarray:
@@ -178,14 +178,14 @@ class StemSet(Rendered):
         manifest_path = folder / "manifest.json"
         if not manifest_path.exists():
             return cls.from_folder(folder, sr=sr, mono=mono, cache_dir=cache_dir, settings=settings)
+        manifest = read_record(manifest_path) or {}
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise CacheError(f"{manifest_path} is damaged ({exc}); delete {folder} and fetch again") from None
-        stems = {s["name"]: folder / s["path"] for s in manifest.get("stems", [])}
+            stems = {s["name"]: folder / s["path"] for s in manifest.get("stems", [])}
+        except (TypeError, KeyError, AttributeError):
+            raise CacheError(f"{manifest_path} lists its stems wrongly; {REPAIR_ADVICE}") from None
         missing = [p.name for p in stems.values() if not p.exists()]
         if missing:
-            raise CacheError(f"{folder} lacks {', '.join(missing)}; delete the folder and fetch again")
+            raise CacheError(f"{folder} lacks {', '.join(missing)}; {REPAIR_ADVICE}")
         source = manifest.get("source")
         source_path = folder / source["path"] if source else None
         return cls(stems, source=source_path, folder=folder, manifest=manifest, derived_dir=folder / "derived",
@@ -257,6 +257,12 @@ class StemSet(Rendered):
         if self.provider in ("folder", "files"):
             return self.folder.name if self.folder else "files"
         return self.provider or "set"
+
+    @property
+    def source_error(self) -> str | None:
+        """Why a fetched set has no source track (its download failed after the stems were paid
+        for), else None."""
+        return self.manifest.get("source_error") if self.source is None else None
 
     @property
     def key(self) -> str | None:
@@ -350,6 +356,7 @@ class StemSet(Rendered):
             "set_dir": str(self.folder) if self.folder else None,
             "source": ({"path": str(self.source.path), "duration": round(self.source.duration, 6)}
                        if self.source else None),
+            "source_error": self.source_error,
             "stems": [{"name": s.name, "label": s.label, "path": str(s.path), "duration": round(s.duration, 6)}
                       for s in self],
         }

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stemlab"
 LAYERS = [
     ("stemlab", "stemlab.errors", "stemlab.config"),
     ("stemlab.files", "stemlab.http", "stemlab.progress", "stemlab.taxonomy", "stemlab.dsp", "stemlab.rendering",
-     "stemlab.mp3"),
+     "stemlab.mp3", "stemlab.terminal"),
     ("stemlab.download", "stemlab.cache", "stemlab.audio", "stemlab.encode"),
     ("stemlab.conform", "stemlab.stemset"),
     ("stemlab.providers",),

@@ -33,7 +33,8 @@ def assert_one_line_error(result, code):
 
 def test_fetch_cqtai_json_contract(sandbox_env, sandbox):
     out = one_json(stemlab("fetch", "cqtai", CLIP_ID, "--json"))
-    assert set(out) == {"provider", "job_id", "set_dir", "source", "stems"}
+    assert set(out) == {"provider", "job_id", "set_dir", "source", "source_error", "stems"}
+    assert out["source_error"] is None
     assert out["provider"] == "cqtai" and out["job_id"] == sandbox.submits[0]["job_id"]
     assert set(out["source"]) == {"path", "duration"} and abs(out["source"]["duration"] - 4.0) < 0.01
     assert len(out["stems"]) == 12

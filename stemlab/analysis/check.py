@@ -193,7 +193,11 @@ def _energy_db(part: float, whole: float) -> float:
 def recombination(stemset, *, max_lag_s: float | None = None, excerpt_s: float = 10.0) -> Recombination:
     """Sum the conformed stems, find the lag and least-squares gain against the source, and the residual."""
     if stemset.source is None:
-        raise UsageError("this set has no source track to check against (its fetch could not download it)")
+        if stemset.source_error:
+            raise UsageError(f"this set's source track was not downloaded ({stemset.source_error}), so there is "
+                             f"nothing to check the stems against")
+        raise UsageError("this set has no source track to check against (in a folder, name it mixture.* or "
+                         "source.*)")
     conformed = stemset.conform()
     sr, source = conformed.sr, conformed.source
     total = sum_tracks(conformed.stems.values(), channels=conformed.channels, length=conformed.length)

@@ -30,6 +30,7 @@ from ..config import Secret, Settings, env_name, redact
 from ..errors import (AuthError, ConflictError, ContentPolicyError, CreditsError, ProviderError,
                       ProviderServerError, RateLimitError, RedirectError, UsageError)
 from ..http import REDIRECTS, RetryPolicy, check_url, retry_after, retrying
+from ..terminal import printable
 
 __all__ = ["Provider", "StemRef", "SourceRef", "JobStatus", "provider_error", "words_of", "number_or_none"]
 
@@ -188,15 +189,20 @@ _ERROR_CLASSES = {401: AuthError, 403: AuthError, 402: CreditsError, 408: Provid
 def words_of(body, *fields: str) -> str:
     """The provider's own words: the first non-empty field of ``body`` (e.g. msg, error), or the
     body itself when it is a JSON string or a list of strings (``["index must be 1 or 2"]``);
-    at most 300 characters, never raising whatever the JSON.
+    at most 300 characters, without escape sequences or control characters, never raising
+    whatever the JSON.
 
     >>> words_of({"msg": "", "error": {"message": "no"}}, "msg", "error"), words_of(["bad", 1]), words_of(7)
     ('no', 'bad', '')
     """
+    return printable(_words(body, fields))[:300]
+
+
+def _words(body, fields: tuple[str, ...]) -> str:
     if isinstance(body, str):
-        return body[:300]
+        return body
     if isinstance(body, list):
-        return "; ".join(item for item in body if isinstance(item, str))[:300]
+        return "; ".join(item for item in body[:20] if isinstance(item, str))
     if not isinstance(body, Mapping):
         return ""
     for name in fields or ("errorMsg", "msg", "error", "message"):
@@ -204,7 +210,7 @@ def words_of(body, *fields: str) -> str:
         if isinstance(value, Mapping):
             value = value.get("message") or value.get("msg")
         if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
-            return str(value)[:300]
+            return str(value)[:1000]
     return ""
 
 

@@ -34,6 +34,9 @@ def html(item) -> str:
         rows.append(f"<tr><td style='{weight}text-align:left'>{_html.escape(track.name)}</td>"
                     f"<td style='text-align:left'>{_html.escape(str(track.label))}</td>"
                     f"<td>{track.duration:.2f}</td><td>{stated}</td><td>{player}</td></tr>")
+    if stemset.source_error:
+        rows.insert(0, f"<tr><td style='font-weight:bold;text-align:left'>source</td><td colspan='4' "
+                       f"style='text-align:left'>not downloaded: {_html.escape(stemset.source_error)}</td></tr>")
     note = ("" if embed else f"<p>Players omitted: {total / 1e6:.0f} MB of audio is too much to embed in a "
             "notebook. Use <code>stemlab.explore(s)</code> to listen.</p>")
     origin = _html.escape(f"{stemset.provider or 'files'}" + (f" · job {stemset.job_id}" if stemset.job_id else ""))
