@@ -32,6 +32,7 @@ import os
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -153,6 +154,11 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:  # HTTPServer's would look the host name up (slow, useless)
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that went away (killed, interrupted, timed out) is no error of the sandbox's."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
