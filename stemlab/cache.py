@@ -159,6 +159,13 @@ def read_record(path: Path) -> dict | None:
     raise CacheError(f"{path} {problem}; {_UNREADABLE_ADVICE.get(path.name, 'delete it to rebuild it')}")
 
 
+def _file_entries(manifest: dict) -> list[dict]:
+    """The manifest's file entries (source, then stems) that name a path; malformed ones skipped."""
+    stems = manifest.get("stems")
+    entries = [manifest.get("source"), *(stems if isinstance(stems, list) else [])]
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)]
+
+
 class Cache:
     """A cache root folder. Cheap to create; creates folders only when writing.
 
@@ -245,9 +252,7 @@ class Cache:
         if manifest is None:
             return []
         folder, damage = self.set_dir(key), []
-        for entry in [manifest.get("source") or {}, *manifest.get("stems", [])]:
-            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-                continue
+        for entry in _file_entries(manifest):
             path = folder / entry["path"]
             size = entry.get("size")
             if not path.is_file():
@@ -289,9 +294,7 @@ class Cache:
                                                              "job_id")}
             self.write_job(key, {**record, "state": "done"})
         bad = {d.path for d in self.damage(key, hashes=True)}
-        entries = [manifest.get("source") or {}, *manifest.get("stems", [])] if manifest else []
-        return {e["path"]: e for e in entries
-                if isinstance(e, dict) and isinstance(e.get("path"), str) and e.get("sha256") and e["path"] not in bad}
+        return {e["path"]: e for e in _file_entries(manifest or {}) if e.get("sha256") and e["path"] not in bad}
 
     def _job_or_none(self, key: str) -> dict | None:
         try:
