@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -234,10 +234,12 @@ def mix(stems: dict[str, np.ndarray]) -> np.ndarray:
 
 def make_song(root: str | os.PathLike, song_id: str, *, duration: float = 6.0, sr: int = 44100,
               names: Iterable[str] = TWELVE_STEMS, silent: Iterable[str] = (), seed: int | None = None,
-              **song_fields) -> Song:
+              truncate: Mapping[str, float] | None = None, **song_fields) -> Song:
     """Synthesise stems and write them as a library song (:func:`~.library.write_song`).
 
     ``seed`` defaults to one derived from ``song_id``, so different songs sound different;
+    ``truncate`` maps a stem to the fraction of its MP3's bytes kept (a file cut short, whose
+    header still claims the full length, as a broken encoder or upload leaves it);
     ``song_fields`` (title, labels, tracks, ...) go to ``write_song``.
 
     >>> import tempfile
@@ -246,7 +248,11 @@ def make_song(root: str | os.PathLike, song_id: str, *, duration: float = 6.0, s
     """
     seed = zlib.crc32(song_id.encode()) if seed is None else seed
     stems = synth_stems(duration, sr, names, silent, seed)
-    return write_song(root, song_id, stems=stems, sr=sr, **song_fields)
+    song = write_song(root, song_id, stems=stems, sr=sr, **song_fields)
+    for name, kept in (truncate or {}).items():
+        data = song.stems[name].read_bytes()
+        song.stems[name].write_bytes(data[: int(len(data) * kept)])
+    return song
 
 
 def make_library(root: str | os.PathLike, song_ids: Iterable[str] = ("demo-a", "demo-b"), *,
