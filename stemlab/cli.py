@@ -3,7 +3,7 @@
 Exit codes: 0 ok; 1 the check found a problem; 2 usage error (no request sent); 3 provider,
 network or decode error. Errors are one line on stderr, ``stemlab: error: ...``, with no
 traceback and no key (``STEMLAB_DEBUG=1`` shows the traceback of an unexpected error).
-Notices (a repair, a wait for another fetch of the same set, a source that did not download)
+Notices (a repair, a wait for another fetch of the same set, a retry, a source that did not download)
 are ``stemlab: ...`` lines on stderr; ``--quiet`` drops them. Nothing printed carries a
 provider's escape sequences or control characters.
 """
@@ -11,28 +11,50 @@ provider's escape sequences or control characters.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from . import __version__
 from .config import Settings, redact
-from .errors import StemlabError
-from .providers import REGISTRY
+from .errors import StemlabError, UsageError
+from .progress import above_bars
+from .providers import REGISTRY, provider
 from .terminal import PrintableStream, printable
 
 __all__ = ["main"]
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, examples: Sequence[str] = (), **kwargs):
+        if examples:
+            kwargs.update(epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, exit 2, no usage dump
         self.exit(2, f"stemlab: error: {message} (see '{self.prog} --help')\n")
 
 
+class _AnyCase(dict):
+    """A subcommand table that finds ``CQTAI`` as ``cqtai`` (provider names are case-insensitive)."""
+
+    def __contains__(self, name) -> bool:
+        return super().__contains__(name.lower() if isinstance(name, str) else name)
+
+    def __getitem__(self, name):
+        return super().__getitem__(name.lower() if isinstance(name, str) else name)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="stemlab", description="Fetch, cache, check and compare music stems.")
+    parser = _Parser(prog="stemlab", description="Fetch, cache, check and compare music stems.", examples=(
+        "stemlab demo                          # the whole pipeline offline, no key",
+        "stemlab fetch cqtai CLIP_ID           # a provider's stems, cached",
+        "stemlab notebooks                     # copy the three notebooks to ./stemlab-notebooks"))
     parser.add_argument("--version", action="version", version=f"stemlab {__version__}")
     parser.add_argument("--cache-dir", help="cache folder (default: $STEMLAB_CACHE_DIR or the user cache dir)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
@@ -40,20 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    fetch = commands.add_parser("fetch", help="fetch a provider's stems of a track (cached)")
+    fetch = commands.add_parser("fetch", help="fetch a provider's stems of a track (cached)",
+                                examples=[line for kind in REGISTRY.values() for line in kind.examples[:1]])
     providers = fetch.add_subparsers(dest="provider", required=True, parser_class=_Parser, metavar="PROVIDER")
+    providers.choices = providers._name_parser_map = _AnyCase()  # stemlab fetch CQTAI ...
     for name, kind in REGISTRY.items():
-        sub = providers.add_parser(name, help=kind.title, parents=[common])
+        sub = providers.add_parser(name, help=kind.title, parents=[common], examples=kind.examples)
         kind.add_arguments(sub)
         sub.add_argument("--force", action="store_true", help="submit a new job even if one is cached (costs credits)")
         sub.add_argument("--json", action="store_true", help="print one JSON object")
-        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars, no notices")
 
-    check = commands.add_parser("check", parents=[common], help="do a set's stems recombine to its source?")
+    check = commands.add_parser("check", parents=[common], help="do a set's stems recombine to its source?",
+                                examples=("stemlab check 05d72140-38f5-4eb4-bdaa-a6e0d1c1167e   # a cached set, by id",
+                                          "stemlab check ./my-stems --json    # a folder of <stem>.wav and mixture.wav"))
     check.add_argument("set", metavar="SET", help="job id, clip id / parent job id, or a set folder")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
-    compare = commands.add_parser("compare", parents=[common], help="compare stem sets, with or without the true stems")
+    compare = commands.add_parser("compare", parents=[common], help="compare stem sets, with or without the true stems",
+                                  examples=("stemlab compare CLIP_ID PARENT_JOB_ID             # how two providers agree",
+                                            "stemlab compare ./a ./b --reference ./truth --csv  # scored against the truth"))
     compare.add_argument("sets", nargs="+", metavar="SET", help="job id, clip id / parent job id, or a folder of "
                                                                   "<stem>.wav/.flac/.mp3 files")
     compare.add_argument("--reference", metavar="SET", help="the true stems (adds SI-SDR, SDR, SIR, SAR)")
@@ -62,29 +90,47 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--csv", action="store_true", help="print the tidy table as CSV")
 
-    cache = commands.add_parser("cache", help="see and free the cache: ls, du, clean, verify")
+    cache = commands.add_parser("cache", help="see and free the cache: ls, du, clean, verify",
+                                examples=("stemlab cache du", "stemlab cache clean --derived   # free rebuildable data"))
     actions = cache.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
-    listing = actions.add_parser("ls", parents=[common], help="list the cached stem sets")
-    usage = actions.add_parser("du", parents=[common], help="disk use per set: audio as served, derived data")
-    clean = actions.add_parser("clean", parents=[common], help="remove sets, or only their rebuildable data")
+    listing = actions.add_parser("ls", parents=[common], help="list the cached stem sets",
+                                 examples=("stemlab cache ls", "stemlab cache ls --json"))
+    usage = actions.add_parser("du", parents=[common], help="disk use per set: audio as served, derived data",
+                               examples=("stemlab cache du", "stemlab --cache-dir /tmp/stems cache du --json"))
+    clean = actions.add_parser("clean", parents=[common], help="remove sets, or only their rebuildable data",
+                               examples=("stemlab cache clean --derived            # every set's rebuildable data",
+                                         "stemlab cache clean cqtai-12-05d72140    # one set, by name or id"))
     clean.add_argument("sets", nargs="*", metavar="SET", help="set names, job ids, clip ids or parent job ids")
     clean.add_argument("--derived", action="store_true", help="drop rebuildable data only (all of it without SET)")
     clean.add_argument("--force", action="store_true",
                        help="also remove sets whose job is running or uncertain (may cost credits later)")
-    verify = actions.add_parser("verify", parents=[common], help="check every file against its manifest's sha256")
+    verify = actions.add_parser("verify", parents=[common], help="check every file against its manifest's sha256",
+                                examples=("stemlab cache verify", "stemlab cache verify cqtai-12-05d72140 --json"))
     verify.add_argument("sets", nargs="*", metavar="SET", help="sets to check (default: all)")
     for sub in (listing, usage, clean, verify):
         sub.add_argument("--json", action="store_true", help="print JSON")
-    ls = commands.add_parser("ls", parents=[common], help="list the cached stem sets (same as 'cache ls')")
+    ls = commands.add_parser("ls", parents=[common], help="list the cached stem sets (same as 'cache ls')",
+                             examples=("stemlab ls", "stemlab ls --json"))
     ls.add_argument("--json", action="store_true", help="print a JSON list")
 
-    sandbox = commands.add_parser("sandbox", parents=[common], help="serve both providers' APIs on 127.0.0.1 (no key, no network)")
-    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox = commands.add_parser("sandbox", parents=[common], help="serve both providers' APIs on 127.0.0.1 (no key, no network)",
+                                  examples=("stemlab sandbox                # prints the exports that point stemlab at it",
+                                            "stemlab sandbox --port 0       # any free port"))
+    sandbox.add_argument("--port", type=int, default=8765,
+                         help="the port on 127.0.0.1 to listen on (default: 8765; 0 picks a free one)")
     sandbox.add_argument("--library", help="a sandbox library folder (default: the built-in demo library)")
 
-    demo = commands.add_parser("demo", parents=[common], help="the whole pipeline on the built-in demo, offline, no key")
+    demo = commands.add_parser("demo", parents=[common], help="the whole pipeline on the built-in demo, offline, no key",
+                               examples=("stemlab demo", "stemlab demo --open    # and open the report in a browser"))
     demo.add_argument("--open", action="store_true", help="open the report in a browser, where one exists")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    notebooks = commands.add_parser("notebooks", help="copy the three example notebooks into a folder",
+                                    examples=("stemlab notebooks                  # into ./stemlab-notebooks",
+                                              "stemlab notebooks ~/class --force  # overwrite earlier copies"))
+    notebooks.add_argument("dir", nargs="?", default="stemlab-notebooks", metavar="DIR",
+                           help="where to write them (default: ./stemlab-notebooks; made if missing)")
+    notebooks.add_argument("--force", action="store_true", help="overwrite notebooks that are already there")
     return parser
 
 
@@ -100,8 +146,8 @@ def _print_json(obj) -> None:
 def _cmd_fetch(args, settings) -> int:
     from .fetching import fetch
 
-    s = fetch(args.provider, force=args.force, progress=_progress(args), settings=settings,
-              **REGISTRY[args.provider].arguments(args))
+    kind = provider(args.provider)  # typed in any case: CQTAI is cqtai
+    s = fetch(kind.name, force=args.force, progress=_progress(args), settings=settings, **kind.arguments(args))
     if args.json:
         _print_json(s.to_dict())
         return 0
@@ -116,9 +162,32 @@ def _cmd_fetch(args, settings) -> int:
     return 0
 
 
+def _set_ref(ref: str, settings) -> None:
+    """A :class:`UsageError` when ``ref`` is neither an existing folder nor the id of a cached set,
+    saying which folder does not exist. (A ``ref`` with a ``/``, or starting with ``.`` or ``~``,
+    is a folder: ids never look like that.)"""
+    from .cache import Cache
+
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise UsageError(f"{ref} is a file, not a folder: pass the folder that holds the stems")
+    if ref.startswith((".", "~")) or "/" in ref or os.sep in ref:
+        raise UsageError(f"the folder {ref} does not exist: pass a folder of <stem>.wav/.flac/.mp3 files, or a job "
+                         f"id or clip id from `stemlab ls`")
+    cache = Cache(settings.cache_dir)
+    try:
+        cache.resolve_keys([ref])
+    except UsageError:
+        raise UsageError(f"no set {ref!r}: there is no folder {ref} here, and no set in {cache.root} has that id; "
+                         f"pass a folder of stems, or a job id or clip id from `stemlab ls`") from None
+
+
 def _cmd_check(args, settings) -> int:
     from .analysis.check import check
 
+    _set_ref(args.set, settings)
     report = check(args.set, settings=settings)
     if args.json:
         _print_json(report.to_dict())
@@ -146,6 +215,8 @@ def _cmd_compare(args, settings) -> int:
     from .analysis.compare import compare
     from .view.compare_view import formatted
 
+    for ref in (*args.sets, *([args.reference] if args.reference else [])):
+        _set_ref(ref, settings)
     result = compare(*args.sets, reference=args.reference, bss=not args.no_bss, settings=settings)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
@@ -249,13 +320,52 @@ def _cmd_demo(args, settings) -> int:
     return run_demo(settings=settings, open_report=args.open, progress=_progress(args))
 
 
+def shipped_notebooks() -> list[Path]:
+    """The notebooks that come with stemlab: ``stemlab/notebooks/`` in an installed wheel, or the
+    checkout's top-level ``notebooks/`` in an editable install."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "notebooks", here.parent / "notebooks"):
+        found = sorted(folder.glob("*.ipynb"))
+        if found:
+            return found
+    raise StemlabError("this installation of stemlab has no notebooks; reinstall it (pip install --force-reinstall "
+                       "stemlab)")
+
+
+def _cmd_notebooks(args, settings) -> int:
+    import shutil
+
+    target = Path(args.dir).expanduser()
+    notebooks = shipped_notebooks()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{args.dir} is a file, not a folder: pass a folder for the notebooks")
+    there = [target / nb.name for nb in notebooks if (target / nb.name).exists()]
+    if there and not args.force:
+        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+        raise UsageError(f"{there[0]} is already there{more}; pass --force to overwrite, or choose another folder")
+    target.mkdir(parents=True, exist_ok=True)
+    for nb in notebooks:
+        shutil.copyfile(nb, target / nb.name)
+        print(target / nb.name)
+    print(f"open them with: jupyter lab {target}")
+    return 0
+
+
 COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "cache": _cmd_cache, "ls": _cmd_ls,
-            "sandbox": _cmd_sandbox, "demo": _cmd_demo}
+            "sandbox": _cmd_sandbox, "demo": _cmd_demo, "notebooks": _cmd_notebooks}
+
+
+class _Notices(logging.StreamHandler):
+    """Notices on stderr, written above any progress bar (which is redrawn below them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with above_bars():
+            super().emit(record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     stdout, sys.stdout = sys.stdout, PrintableStream(sys.stdout)  # labels and ids come from providers
-    notices = logging.StreamHandler(PrintableStream(sys.stderr))  # "waiting for another fetch..."
+    notices = _Notices(PrintableStream(sys.stderr))  # "waiting for another fetch...", "retrying ..."
     notices.setFormatter(logging.Formatter("stemlab: %(message)s"))
     log = logging.getLogger("stemlab")
     log.addHandler(notices)
@@ -269,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # `stemlab` alone: what it can do, not an error
+        _parser().print_help()
+        return 0
     args = _parser().parse_args(argv)
     if getattr(args, "quiet", False):
         logging.getLogger("stemlab").setLevel(logging.ERROR)
@@ -280,6 +394,10 @@ def _run(argv: Sequence[str] | None) -> int:
     except StemlabError as exc:
         print(f"stemlab: error: {_one_line(exc, secrets)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `stemlab ls | head`: the reader has what it wanted
+        with contextlib.suppress(OSError, AttributeError, ValueError):  # no second error at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        return 0
     except KeyboardInterrupt:
         print("stemlab: interrupted; run the same command again to resume (a submitted job is not paid twice)",
               file=sys.stderr)

@@ -208,7 +208,8 @@ class Settings:
         key = self.options.get(name)
         if not key:
             provider = name.removesuffix("_api_key")
-            raise ConfigError(f"no {provider} API key: pass api_key=... or set {env_name(name)} (environment or .env)")
+            raise ConfigError(f"no {provider} API key: set {env_name(name)} (in the environment or a .env file), "
+                              f"or pass api_key=... in Python")
         return key
 
     def __getattr__(self, name: str) -> Any:  # settings.cqtai_url, settings.apiframe_api_key

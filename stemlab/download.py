@@ -64,7 +64,8 @@ class _File:
     """One file in flight: its part file, its announced size, and which bytes have arrived."""
 
     def __init__(self, url: str, dest: Path, *, max_bytes: int, cancel: threading.Event,
-                 on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None, grace: float = 30.0):
+                 on_bytes: Callable[[int], None] | None, on_total: Callable[[int | None], None] | None,
+                 grace: float = 30.0):
         self.url = url
         self.location = self.url  # where the bytes come from, once redirects are followed
         self.dest = Path(dest)
@@ -72,6 +73,7 @@ class _File:
         self.max_bytes, self.cancel = max_bytes, cancel
         self.on_bytes, self.on_total = on_bytes, on_total
         self.total: int | None = None
+        self.announced = False  # on_total was told the size (once, from the first answer)
         self.received = 0
         self.started, self.grace = time.monotonic(), grace
         self.lock = threading.Lock()
@@ -83,8 +85,14 @@ class _File:
         if total is not None and total > self.max_bytes:
             raise DownloadError(f"{self.dest.name} is {total:,} bytes, over the {self.max_bytes:,}-byte cap per file")
         self.total = total
-        if total is not None and self.on_total:
-            self.on_total(total)
+        self.tell_size(total)
+
+    def tell_size(self, total: int | None) -> None:
+        """Tell ``on_total`` this file's size, once (0 for a file that failed before it was known)."""
+        if not self.announced:
+            self.announced = True
+            if self.on_total:
+                self.on_total(total)
 
     def write(self, offset: int, chunk: bytes) -> None:
         if self.cancel.is_set():
@@ -200,7 +208,9 @@ def _fetch_range(client: httpx.Client, f: _File, start: int, end: int | None, *,
         if expected is not None and position < expected:
             raise httpx.RemoteProtocolError(f"connection closed at byte {position} of {expected}")
 
-    retrying(attempt, policy=policy, sent_is_safe=True, what=f"download of {f.dest.name}")
+    retrying(attempt, policy=policy, sent_is_safe=True, what=f"the download of {f.dest.name}",
+             hint="check your internet connection, then fetch again to resume (the job is kept: "
+                  "no new charge)")
     if not first or whole_file or f.total is None:
         return []
     return [(s, min(s + SEGMENT, f.total) - 1) for s in range(position, f.total, SEGMENT)]
@@ -227,8 +237,9 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
             raise DownloadError(f"{Path(dest).name}: the provider gave a URL stemlab refuses ({exc})") from None
     cancel = threading.Event()
     results: dict[int, FileRecord | Exception] = {}
-    with byte_bar(desc=desc, enabled=progress) as bar, _DaemonPool(max(1, max_workers)) as pool:
-        files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.grow,
+    # the bar moves once every file's first answer has told its size: its percentage never goes back
+    with byte_bar(desc=desc, enabled=progress, files=len(items)) as bar, _DaemonPool(max(1, max_workers)) as pool:
+        files = [_File(url, dest, max_bytes=max_bytes, cancel=cancel, on_bytes=bar.advance, on_total=bar.sized,
                        grace=grace) for url, dest in items]
         outstanding = [0] * len(files)
         pending: dict[Future, int] = {}
@@ -246,6 +257,7 @@ def download_all(client: httpx.Client, items: Sequence[tuple[str, Path]], *, max
                 for future in done:
                     i = pending.pop(future)
                     outstanding[i] -= 1
+                    files[i].tell_size(0)  # a first range that failed before the size was known: none to wait for
                     if i in results:  # this file already failed
                         continue
                     try:

@@ -129,7 +129,14 @@ class SubmitUncertainError(ProviderError):
 
 
 class NetworkError(StemlabError):
-    """The network failed (connection refused, reset, timeout) after all retries."""
+    """The network failed (connection refused, reset, timeout) after all retries.
+
+    ``host`` is the host that could not be reached (``"api.cqtai.com"``), when known.
+    """
+
+    def __init__(self, message: str, *, host: str | None = None):
+        super().__init__(message)
+        self.host = host
 
 
 class DownloadError(StemlabError):

@@ -25,9 +25,14 @@ REGISTRY: dict[str, type[Provider]] = {p.name: p for p in (Cqtai, Apiframe)}
 
 
 def provider(name: str) -> type[Provider]:
-    """The registered provider called ``name``, or a :class:`UsageError` naming the ones there are."""
+    """The registered provider called ``name`` (in any case), or a :class:`UsageError` naming the
+    ones there are.
+
+    >>> provider("CQTAI").name
+    'cqtai'
+    """
     try:
-        return REGISTRY[name]
-    except (KeyError, TypeError):
+        return REGISTRY[name.lower()]
+    except (KeyError, TypeError, AttributeError):
         raise UsageError(f"unknown provider {name!r}: use {' or '.join(repr(n) for n in REGISTRY)} "
                          f"(or stemlab.separate for local)") from None

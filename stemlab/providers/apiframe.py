@@ -118,6 +118,8 @@ class Apiframe(Provider):
     key_setting = "apiframe_api_key"
     hints = HINTS
     docs_url = "https://apiframe.ai/docs"
+    examples = ("stemlab fetch apiframe a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d --index 1",
+                "stemlab fetch apiframe a1b2c3d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d --track-id TRACK_ID --json")
 
     @classmethod
     def add_arguments(cls, parser) -> None:

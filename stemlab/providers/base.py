@@ -83,6 +83,7 @@ class Provider:
     key_setting: ClassVar[str]              # e.g. "cqtai_api_key"
     hints: ClassVar[dict[int, str]] = {}    # HTTP status or body code -> what to do
     docs_url: ClassVar[str] = ""
+    examples: ClassVar[tuple[str, ...]] = ()  # command lines for `stemlab fetch <name> --help`
 
     def __init__(self, http: httpx.Client, settings: Settings, *, policy: RetryPolicy = RetryPolicy()):
         self.http = http
@@ -141,8 +142,8 @@ class Provider:
 
     def _headers(self) -> dict[str, str]:
         if not self._key:
-            raise UsageError(f"no {self.name} API key: pass api_key=... or set {env_name(self.key_setting)} "
-                             f"(environment or .env)")
+            raise UsageError(f"no {self.name} API key: set {env_name(self.key_setting)} (in the environment or a "
+                             f".env file), or pass api_key=... in Python")
         return self._auth(self._key.reveal())
 
     def _read(self, response: httpx.Response, *, job_id: str | None = None) -> dict:
@@ -164,7 +165,16 @@ class Provider:
             return self._read(response, job_id=job_id)
 
         on_wait = self.on_wait and (lambda seconds, why: self.on_wait(seconds, f"{self.name} {why}"))
-        return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what, on_wait=on_wait)
+        return retrying(attempt, policy=self.policy, sent_is_safe=sent_is_safe, what=what, on_wait=on_wait,
+                        hint=self._unreachable_hint(submit=not sent_is_safe))
+
+    def _unreachable_hint(self, *, submit: bool) -> str:
+        """What to try when the API cannot be reached (no network, or a wrong URL setting)."""
+        setting = next(iter(self.urls))
+        after = ("nothing was submitted, so nothing was charged" if submit else
+                 "the job is kept: fetch again to resume it (no new charge)")
+        return (f"check your internet connection and {env_name(setting)} (now {self.base_url}), or use "
+                f"`stemlab sandbox` to try stemlab offline; {after}")
 
     def _error(self, status: int, words: str, response: httpx.Response, job_id: str | None) -> ProviderError:
         """The typed error for ``status``, with the provider's own ``words`` (any key they echo

@@ -90,6 +90,8 @@ class Cqtai(Provider):
     key_setting = "cqtai_api_key"
     hints = HINTS
     docs_url = "https://www.cqtai.com/docs/suno (Common Errors)"
+    examples = ("stemlab fetch cqtai 05d72140-38f5-4eb4-bdaa-a6e0d1c1167e          # 12 stems",
+                "stemlab fetch cqtai 05d72140-38f5-4eb4-bdaa-a6e0d1c1167e --two    # vocals, instrumental")
 
     @classmethod
     def add_arguments(cls, parser) -> None:
