@@ -59,6 +59,10 @@ class Stem(Rendered):
     def __repr__(self) -> str:
         return f"<Stem {self.name!r} {self.duration:.2f} s from {self.path.name}>"
 
+    def _ipython_display_(self) -> None:
+        """A player that plays through the kernel (no audio in the notebook; see ``view.set_view``)."""
+        self._renderer().display(self)
+
     @cached_property
     def info(self) -> AudioInfo:
         """Header facts (rate, channels, true frame count) without decoding: as the manifest
@@ -334,6 +338,10 @@ class StemSet(Rendered):
     def __repr__(self) -> str:
         origin = f"{self.provider} job {self.job_id}" if self.job_id else (self.provider or "files")
         return f"<StemSet {len(self)} stems ({', '.join(self.names)}) from {origin}>"
+
+    def _ipython_display_(self) -> None:
+        """A table of the tracks whose players play through the kernel (see ``view.set_view``)."""
+        self._renderer().display(self)
 
     # -- bulk access --------------------------------------------------------------------------
     def decode_all(self, *, max_workers: int | None = None) -> "StemSet":

@@ -44,7 +44,7 @@ from ..taxonomy import common_groups, stems_in_group
 from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, silence_threshold, sum_tracks
 from .metrics import evaluate, si_sdr
 
-__all__ = ["group_audio", "compare", "Comparison", "METRICS"]
+__all__ = ["group_audio", "compare", "Comparison", "METRICS", "score_text"]
 
 METRICS = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr",
            "loudness_db", "leakage")
@@ -56,6 +56,23 @@ def group_audio(conformed, group: frozenset[str]) -> np.ndarray:
     """The sum of a conformed set's stems that make up ``group`` (float32, ``(channels, length)``)."""
     names = stems_in_group(list(conformed.stems), group)
     return sum_tracks((conformed.stems[name] for name in names), channels=conformed.channels, length=conformed.length)
+
+
+def score_text(value: float, digits: int = 2, *, sign: bool = False, silent: str = "silent") -> str:
+    """A score as every table shows it: "identical" for +inf (identical signals score +inf, see
+    :mod:`stemlab.analysis.metrics`), ``silent`` for NaN, else the number in dB.
+
+    >>> [score_text(v, 1) for v in (12.345, float("inf"), float("nan"))]
+    ['12.3', 'identical', 'silent']
+    >>> score_text(2.0, 1, sign=True), score_text(float("nan"), silent="")
+    ('+2.0', '')
+    """
+    value = float(value)
+    if value != value:
+        return silent
+    if value == math.inf:
+        return "identical"
+    return f"{value:{'+' if sign else ''}.{digits}f}"
 
 
 # ------------------------------------------------------------------------------------ compare
@@ -86,13 +103,33 @@ class Comparison(Rendered):
         return (f"<Comparison of {', '.join(s['name'] for s in self.sets)} on {', '.join(self.groups)}{reference}: "
                 f"{len(self.table)} rows>")
 
-    def pivot(self, metric: str = "si_sdr"):
-        """A stems x sets table of one metric."""
-        rows = self.table[self.table.metric == metric]
-        return rows.pivot_table(index="stem", columns="set", values="value", sort=False, dropna=False)
+    def pivot(self, metric: str = "si_sdr", *, digits: int | None = None, both_directions: bool = False):
+        """A stems x sets table of one metric; with ``digits``, as text (:func:`score_text`).
 
-    def scores(self):
+        ``agreement_si_sdr`` is symmetric, so it has one column per pair of sets ("A vs B", A
+        first in the order given to :func:`compare`); ``both_directions=True`` adds "B vs A".
+
+        >>> c.pivot("sdr", digits=1)                                  # doctest: +SKIP
+        set          cqtai-12 cqtai-2
+        vocals      identical    36.6
+        """
+        rows = self.table[self.table.metric == metric]
+        if metric == "agreement_si_sdr" and not both_directions:
+            rows = rows[rows.set.isin(self.pairs())]
+        wide = rows.pivot_table(index="stem", columns="set", values="value", sort=False, dropna=False)
+        if digits is None:
+            return wide
+        return wide.map(score_text, digits=digits) if hasattr(wide, "map") else wide.applymap(score_text, digits=digits)
+
+    def pairs(self, *, both_directions: bool = False) -> list[str]:
+        """The ``set`` labels of the agreement rows: "A vs B" for A before B (and "B vs A")."""
+        names = [s["name"] for s in self.sets]
+        return [f"{a} vs {b}" for i, a in enumerate(names) for j, b in enumerate(names)
+                if i < j or (both_directions and i > j)]
+
+    def scores(self, *, digits: int | None = None):
         """One row per (set, stem), one column per metric, and ``silent`` and ``identical``: the table made wide.
+        With ``digits``, the scores are text (:func:`score_text`: "identical", "silent").
 
         >>> stemlab.compare(estimate, reference=truth, bss=False).scores()     # doctest: +SKIP
                 set    stem  si_sdr  si_sdr_improvement  loudness_db  leakage  silent
@@ -102,6 +139,9 @@ class Comparison(Rendered):
         flags = self.table.groupby(["set", "stem"], sort=False)[["silent", "identical"]].any()
         wide = wide[[m for m in METRICS if m in wide.columns]].join(flags).reset_index()
         wide.columns.name = None
+        if digits is not None:
+            for metric in (m for m in SCORES if m in wide.columns):
+                wide[metric] = [score_text(v, digits) for v in wide[metric]]
         return wide
 
     def to_dict(self) -> dict:
