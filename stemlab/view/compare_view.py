@@ -40,8 +40,10 @@ class CompareView:
         self.a_select = w.Dropdown(options=labels, value=a, description="A")
         self.b_select = w.Dropdown(options=labels, value=b, description="B")
         self.table = w.HTML()
+        self._cache: dict[tuple, Track] = {}
         self.explorer = Explorer(tracks=self._tracks(), title=f"compare {a} and {b}")
-        self._mute_extras()
+        for name, value in self._extras(len(self.view.tracks)).items():
+            setattr(self.view, name, value)
         for control in (self.stem_select, self.a_select, self.b_select):
             control.observe(lambda _: self.update(), names="value")
         self._show_table()
@@ -57,25 +59,40 @@ class CompareView:
         audio, stem = self.comparison.audio, self.stem_select.value
         a, b = self.a_select.value, self.b_select.value
         sr = self.comparison.sr
-        tracks = [Track(f"A: {a}", "source", audio[a][stem], sr, label=f"A: {a} {stem}"),
-                  Track(f"B: {b}", "stem", audio[b][stem], sr, label=f"B: {b} {stem}"),
-                  Track("A - B", "residual", audio[a][stem] - audio[b][stem], sr, label="difference")]
+
+        def track(key, make) -> Track:  # display data and MP3s are computed once per (set, stem)
+            if key not in self._cache:
+                self._cache[key] = make()
+            return self._cache[key]
+
+        tracks = [track(("A", a, stem), lambda: Track(f"A: {a}", "source", audio[a][stem], sr, label=f"A: {a} {stem}")),
+                  track(("B", b, stem), lambda: Track(f"B: {b}", "stem", audio[b][stem], sr, label=f"B: {b} {stem}")),
+                  track(("A - B", a, b, stem), lambda: Track("A - B", "residual", audio[a][stem] - audio[b][stem], sr,
+                                                             label="difference"))]
         if "reference" in audio and "reference" not in (a, b):
-            tracks.append(Track("reference", "stem", audio["reference"][stem], sr, label="reference"))
+            tracks.append(track(("reference", stem), lambda: Track("reference", "stem", audio["reference"][stem], sr,
+                                                                   label="reference")))
         return tracks
 
-    def _mute_extras(self) -> None:
-        self.view.ab_labels = [f"B: {self.b_select.value}", f"A: {self.a_select.value}"]
-        self.view.muted = [False, False] + [True] * (len(self.view.tracks) - 2)
+    def _extras(self, n: int) -> dict:
+        """The A/B captions, and the difference and reference rows muted."""
+        return {"ab_labels": [f"B: {self.b_select.value}", f"A: {self.a_select.value}"],
+                "muted": [False, False] + [True] * (n - 2)}
 
     def update(self) -> None:
-        """Show the stem and sets now selected."""
-        if self.a_select.value == self.b_select.value:
+        """Show the stem and sets now selected: the numbers at once, the player busy (the page
+        dims its rows after 200 ms) until the new rows, captions and audio arrive together."""
+        a, b, stem = self.a_select.value, self.b_select.value, self.stem_select.value
+        if a == b:
             self.table.value = "<i>pick two different sets</i>"
             return
-        self.explorer.replace_tracks(self._tracks())
-        self._mute_extras()
         self._show_table()
+        self.view.busy = f"loading {stem}: A {a}, B {b}"
+        try:
+            tracks = self._tracks()
+            self.explorer.replace_tracks(tracks, **self._extras(len(tracks)))
+        finally:
+            self.view.busy = ""
 
     def _show_table(self) -> None:
         table = self.comparison.table
@@ -105,6 +122,8 @@ def plot(comparison, ax=None, *, metric: str | None = None):
     table, frames = comparison.table, comparison.frames
     frames = frames[frames.metric == metric] if frames is not None else None
     labels = sorted(set(table[table.metric == metric].set), key=str)
+    if metric == "agreement_si_sdr":  # symmetric: one direction
+        labels = [label for label in comparison.pairs() if label in labels]
     stems = list(comparison.groups)
     width = 0.8 / max(1, len(labels))
     for i, label in enumerate(labels):
@@ -131,12 +150,15 @@ def plot(comparison, ax=None, *, metric: str | None = None):
 
 
 def html(comparison) -> str:
-    """The notebook repr: one stems x sets table per metric."""
+    """The notebook repr: one stems x sets table per metric ("identical" for identical signals,
+    and agreement in one direction, see :meth:`~stemlab.analysis.compare.Comparison.pivot`)."""
     parts = [f"<b>compare</b>: {len(comparison.sets)} sets, stems {', '.join(comparison.groups)}"
              + (f", reference {comparison.reference}" if comparison.reference else ", no reference")]
     for metric in ("si_sdr", "sdr", "sdr_improvement", "agreement_si_sdr", "leakage", "loudness_db"):
         if (comparison.table.metric == metric).any():
-            parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>" + formatted(comparison.pivot(metric)).to_html())
+            table = formatted(comparison.pivot(metric))
+            table = table.T if metric == "agreement_si_sdr" else table  # a row per pair: never too wide
+            parts.append(f"<h4 style='margin:8px 0 2px'>{metric}</h4>" + table.to_html())
     return "<div>" + "".join(parts) + "</div>"
 
 
@@ -147,12 +169,9 @@ def formatted(table):
     >>> formatted(pd.DataFrame({"a": [1.234, float("nan"), float("inf")]})).a.tolist()
     ['1.23', 'silent', 'identical']
     """
-    def cell(value):
-        if value != value:
-            return "silent"
-        return "identical" if value == float("inf") else f"{value:.2f}"
+    from ..analysis.compare import score_text
 
-    return table.map(cell) if hasattr(table, "map") else table.applymap(cell)
+    return table.map(score_text) if hasattr(table, "map") else table.applymap(score_text)
 
 
 def _finite(values):

@@ -3,12 +3,15 @@
 One row per track (the source on top), waveform and/or spectrogram, a shared time axis, and a
 mixer (mute, solo, gain in dB) that plays every audible stem in sync in the browser, with a
 playhead across the plots and a level-matched A/B switch between the source and the stem mix.
-Controls choose the view, the time range (zoom and scroll), the frequency scale, stereo or mid
-waveforms, and stems or the recombination residual.
+The widget's own controls choose the view, the frequency scale, stereo or mid waveforms, and stems
+or the recombination residual. The mouse wheel (or a pinch) over the plots zooms around the
+pointer, a drag zooms to the selection, shift-drag (or the loop button) sets a loop that playback
+repeats; Space plays and pauses, M and S mute and solo the row that has the focus.
 
 >>> ex = stemlab.explore(s)                      # doctest: +SKIP
 >>> ex                                           # doctest: +SKIP
 >>> ex.zoom(20.0, 22.5); ex.view.muted           # doctest: +SKIP
+>>> ex.view.loop = [20.0, 22.5]                  # doctest: +SKIP
 >>> ex.save_html("stems.html")                   # doctest: +SKIP
 
 The last line writes a self-contained page, for sharing.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import html
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from pathlib import Path
 
 from ..analysis.check import recombination
@@ -30,26 +33,28 @@ from ..config import Settings
 from ..errors import UsageError
 from ..fetching import as_set
 from ..stemset import StemSet
-from .rows import compute_rows
+from .scene import window_traits
 from .snapshot import snapshot_html, snapshot_png
-from .spectrogram import DB_RANGE, SCALES, colormap_lut, frequency_ticks, gray_png
+from .spectrogram import DB_RANGE, SCALES, colormap_lut
 from .tracks import Track, energy_matrix, mp3_all, prepare_tracks, tracks_of
-from .widget import StemView, pack_waves
+from .widget import StemView
 
 __all__ = ["Explorer", "explore"]
 
 VIEWS = ("waveform", "spectrogram", "both")
-
-
-def _pngs(displays) -> list[bytes]:
-    """Gray PNGs of the spectrogram images (b"" for silent tracks), encoded in threads (zlib
-    releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as workers:
-        return list(workers.map(lambda d: b"" if d is None else gray_png(d), displays))
+MIN_SPAN = 0.002  # s: the narrowest window (as in the page)
 
 
 class Explorer:
-    """The explorer: ipywidgets controls above a :class:`~stemlab.view.widget.StemView`.
+    """The explorer: a :class:`~stemlab.view.widget.StemView` whose controls (view, frequency
+    scale, waveform channels, stems or residual, zoom, loop) are in the widget itself; this
+    object observes them and recomputes the rows.
+
+    What the user set (mute, solo, gain, A/B, position, loop) survives every change of view,
+    scale, zoom and show: the mixer follows the rows by name, so the stems get theirs back when
+    the residual layout is left, and the source row keeps its settings across layouts. Each
+    layout (its tracks, energies and MP3s) and the last few sets of rows are cached, so going
+    back is fast, and the page decodes no audio twice.
 
     Parameters
     ----------
@@ -74,14 +79,20 @@ class Explorer:
         dB shown below the loudest point; one range for every track.
     cache_dir, settings : optional
         Where a set named by id or folder is found and its display data is cached.
+
+    Examples
+    --------
+    >>> ex = Explorer(s)                                   # doctest: +SKIP
+    >>> ex.view.show = "residual"; ex.view.show = "stems"  # doctest: +SKIP
+    >>> ex.view.scale = "mel"; ex.view.loop = [20.0, 24.0] # doctest: +SKIP
     """
+
+    ROWS_CACHED = 6  # sets of rows kept (the way back to a window, scale or layout is instant)
 
     def __init__(self, stemset=None, *, tracks: list[Track] | None = None, title: str | None = None,
                  view: str = "both", scale: str = "log", channels: str = "mid", t0: float | None = None,
                  t1: float | None = None, residual: bool = False, columns: int = 1000, rows: int = 72,
                  db_range: float = DB_RANGE, cache_dir: str | os.PathLike | None = None, settings=None):
-        import ipywidgets as w
-
         if view not in VIEWS or scale not in SCALES or channels not in ("mid", "stereo"):
             raise UsageError(f"view must be one of {VIEWS}, scale one of {SCALES}, channels 'mid' or 'stereo'")
         if (stemset is None) == (tracks is None):
@@ -92,39 +103,37 @@ class Explorer:
         self.title = title
         self.columns, self.rows, self.db_range = int(columns), int(rows), float(db_range)
         self._tracks: dict[bool, list[Track]] = {} if tracks is None else {False: list(tracks)}
+        self._layouts: dict[str, dict] = {}
+        self._rows_cache: OrderedDict = OrderedDict()
+        self._shown_key = None
+        self._updating = False
         duration = stemset.duration if stemset is not None else tracks[0].audio.shape[1] / tracks[0].sr
         start, stop = max(0.0, t0 or 0.0), min(duration, t1 or duration)
         if not stop > start:
             raise UsageError(f"the time window must have t1 > t0 within 0 .. {duration:.2f} s")
-
-        self.view_select = w.ToggleButtons(options=list(VIEWS), value=view, description="view",
-                                           style={"button_width": "92px"})
-        self.scale_select = w.Dropdown(options=list(SCALES), value=scale, description="frequency",
-                                       layout=w.Layout(width="170px"))
-        self.channel_select = w.ToggleButtons(options=[("mid", "mid"), ("L/R", "stereo")], value=channels,
-                                              description="waveform", style={"button_width": "52px"})
-        self.track_select = w.ToggleButtons(options=[("stems", False), ("residual", True)], value=residual,
-                                            description="show", style={"button_width": "72px"},
-                                            layout=w.Layout(display="none" if stemset is None else None))
-        self.range_select = w.FloatRangeSlider(value=(start, stop), min=0.0, max=duration, step=0.01,
-                                               description="time (s)", continuous_update=False,
-                                               readout_format=".2f", layout=w.Layout(width="640px"))
-        self.full_button = w.Button(description="full view", layout=w.Layout(width="90px"))
-        self.full_button.on_click(lambda _: self.zoom(0.0, duration))
+        # the residual needs a source to recombine to
+        residual_possible = stemset is not None and stemset.source is not None
+        if residual and not residual_possible:
+            raise UsageError("residual=True needs a set with a source (its stems recombine to it)")
+        controls = ["view", "scale", "channels"] + (["show"] if residual_possible else []) + ["zoom", "loop"]
         self.view = StemView(duration=duration, colormap=colormap_lut("magma"), columns=self.columns,
-                             view=view, t0=start, t1=stop)
-        self._show_tracks(residual)
-        for control in (self.view_select, self.scale_select, self.channel_select, self.range_select):
-            control.observe(lambda _: self.refresh(), names="value")
-        self.track_select.observe(lambda change: self._show_tracks(change["new"]), names="value")
-        self.widget = w.VBox([w.HBox([self.view_select, self.scale_select]),
-                              w.HBox([self.channel_select, self.track_select]),
-                              w.HBox([self.range_select, self.full_button]), self.view])
+                             view=view, scale=scale, channels=channels, show="residual" if residual else "stems",
+                             controls=controls, t0=start, t1=stop)
+        self._show_tracks()
+        self.view.observe(self._settings_changed, names=["view", "scale", "channels", "t0", "t1"])
+        self.view.observe(lambda _: self._updating or self._show_tracks(), names="show")
+        self.widget = self.view
+        # the names of the ipywidgets controls this explorer once had, kept for scripts
+        self.view_select, self.scale_select = _Control(self.view, "view"), _Control(self.view, "scale")
+        self.channel_select = _Control(self.view, "channels")
+        self.track_select = _Control(self.view, "show", to_trait=lambda on: "residual" if on else "stems",
+                                     from_trait=lambda show: show == "residual")
+        self.range_select = _Range(self)
 
     # -- what is shown --------------------------------------------------------------------
     def tracks(self, residual: bool | None = None) -> list[Track]:
         """The tracks shown (``residual`` picks the stems or the residual layout)."""
-        residual = self.track_select.value if residual is None else residual
+        residual = self.view.show == "residual" if residual is None else residual
         if self.stemset is None:
             return self._tracks[False]
         if residual not in self._tracks:
@@ -132,51 +141,96 @@ class Explorer:
                                                if residual else None)
         return self._tracks[residual]
 
-    def _show_tracks(self, residual: bool) -> None:
-        tracks = self.tracks(residual)
-        prepare_tracks(tracks)
-        with self.view.hold_sync():
-            self.view.playing = False
-            self.view.tracks = [t.describe() for t in tracks]
-            self.view.energy = energy_matrix(tracks)
-            self.refresh()
-        self.view.set_audio(mp3_all(tracks))
+    def _layout(self, show: str) -> dict:
+        """Everything a layout needs but the rows (computed once)."""
+        if show not in self._layouts:
+            tracks = self.tracks(show == "residual")
+            prepare_tracks(tracks)
+            self._layouts[show] = {"tracks": [t.describe() for t in tracks], "energy": energy_matrix(tracks),
+                                   "audio": mp3_all(tracks)}
+        return self._layouts[show]
 
-    def replace_tracks(self, tracks: list[Track]) -> None:
-        """Show other rows (same duration), keeping the view, window and scale."""
+    def _show_tracks(self, **traits) -> None:
+        show = self.view.show if self.stemset is not None else "stems"
+        if show not in self._layouts and not self.view.busy:  # sent now, before the work
+            self.view.busy = "computing the residual" if show == "residual" else "preparing the rows"
+        try:
+            layout = self._layout(show)
+            with self.view.hold_sync():  # one update of the page: rows, data and mixer together
+                self.view.tracks = layout["tracks"]  # the mixer follows by name (StemView)
+                self.view.energy = layout["energy"]
+                for name, value in traits.items():
+                    setattr(self.view, name, value)
+                self.refresh(force=False)
+                self.view.busy = ""
+        finally:
+            if self.view.busy:
+                self.view.busy = ""
+        self.view.set_audio(layout["audio"])  # a set the page has seen is not decoded again
+
+    def replace_tracks(self, tracks: list[Track], **traits) -> None:
+        """Show other rows (same duration), keeping the view, window and scale; ``traits`` are
+        StemView traits set with the new rows (in the same update of the page)."""
         if self.stemset is not None:
             raise UsageError("replace_tracks is for explorers built from tracks=")
         self._tracks = {False: list(tracks)}
-        self._show_tracks(False)
+        self._layouts.clear()
+        self._rows_cache.clear()
+        self._shown_key = None
+        self._show_tracks(**traits)
 
     def zoom(self, t0: float, t1: float) -> None:
-        """Show ``[t0, t1]`` seconds (the time slider follows)."""
-        duration = self.range_select.max
+        """Show ``[t0, t1]`` seconds (the page follows; wheel and drag-select there come back here)."""
+        duration = self.view.duration
         t0, t1 = max(0.0, float(t0)), min(duration, float(t1))
         if not t1 > t0:
             raise UsageError(f"zoom needs t1 > t0 within 0 .. {duration:.2f} s")
-        self.range_select.value = (t0, t1)
+        with self.view.hold_trait_notifications():
+            self.view.t0, self.view.t1 = t0, t1
 
-    def refresh(self) -> None:
-        """Recompute every row for the current window, view and scale, at the window's resolution."""
-        tracks = self.tracks()
-        t0, t1 = self.range_select.value
-        view, scale, channels = self.view_select.value, self.scale_select.value, self.channel_select.value
-        rows = compute_rows(tracks, t0, t1, view=view, scale=scale, channels=channels, columns=self.columns,
-                            rows=self.rows, db_range=self.db_range)
-        updates: dict = dict(view=view, t0=t0, t1=t1, wave_channels=1 if channels == "mid" else 2)
-        if view != "spectrogram":
-            updates.update(waves=b"" if rows.waves is None else pack_waves(rows.waves),
-                           wave_points=b"" if rows.points is None else rows.points.tobytes())
-        if view != "waveform":
-            updates.update(specs=_pngs(rows.displays),
-                           freq_ticks=frequency_ticks(scale, tracks[0].sr),
-                           db_label=f"{rows.vmax_db - self.db_range:.0f} .. {rows.vmax_db:.0f} dBFS, one scale "
-                                    f"for every track")
-        self._rows = rows
-        with self.view.hold_sync():
-            for name, value in updates.items():
-                setattr(self.view, name, value)
+    def _settings_changed(self, _change) -> None:
+        if not self._updating:
+            self.refresh(force=False)
+
+    def _window(self) -> tuple[float, float]:
+        duration = self.view.duration
+        t0, t1 = min(max(0.0, self.view.t0), duration), min(self.view.t1, duration)
+        if not t1 > t0:  # an empty window from a page: the smallest one the page allows
+            t1 = min(duration, t0 + MIN_SPAN)
+            t0 = max(0.0, t1 - MIN_SPAN)
+        return t0, t1
+
+    def refresh(self, force: bool = True) -> None:
+        """Recompute every row for the current window, view and scale, at the window's resolution
+        (with ``force=False``, only if something changed; rows computed lately come from a cache)."""
+        t0, t1 = self._window()
+        v = self.view
+        show = v.show if self.stemset is not None else "stems"
+        key = (show, t0, t1, v.view, v.scale, v.channels)
+        if key == self._shown_key and not force:
+            return
+        cached = self._rows_cache.pop(key, None) if not force else None
+        if cached is None:
+            cached = self._compute(*key)
+        self._rows_cache[key] = cached
+        while len(self._rows_cache) > self.ROWS_CACHED:
+            self._rows_cache.popitem(last=False)
+        updates, self._rows = cached
+        self._updating = True
+        try:
+            with v.hold_sync():
+                v.t0, v.t1 = t0, t1
+                for name, value in updates.items():
+                    setattr(v, name, value)
+        finally:
+            self._updating = False
+        self._shown_key = key
+
+    def _compute(self, show: str, t0: float, t1: float, view: str, scale: str, channels: str):
+        updates, rows = window_traits(self.tracks(show == "residual"), t0, t1, view=view, scale=scale,
+                                      channels=channels, columns=self.columns, rows=self.rows, db_range=self.db_range)
+        updates["shown"] = dict(t0=t0, t1=t1, view=view, scale=scale, channels=channels, show=show)
+        return updates, rows
 
     def snapshot(self) -> bytes:
         """A PNG picture of the current rows (what the kernel-less fallback shows)."""
@@ -191,7 +245,7 @@ class Explorer:
         # a still picture for when the widget cannot run (reopened without a kernel); the live
         # widget hides it
         display(HTML(snapshot_html(self.snapshot(), title=self._title())))
-        display(self.widget)
+        display(self.view)
 
     def _title(self) -> str:
         if self.title or self.stemset is None:
@@ -220,6 +274,37 @@ def explore(stemset, *, embed: bool = False, **kwargs) -> "Explorer":
     if embed:
         return _Embedded(explorer)
     return explorer
+
+
+class _Control:
+    """``.value`` of a StemView trait, where the explorer had an ipywidgets control (kept for
+    scripts: ``explorer.scale_select.value = "mel"`` is ``explorer.view.scale = "mel"``)."""
+
+    def __init__(self, view: StemView, name: str, *, to_trait=lambda v: v, from_trait=lambda v: v):
+        self._view, self._name, self._to, self._from = view, name, to_trait, from_trait
+
+    @property
+    def value(self):
+        return self._from(getattr(self._view, self._name))
+
+    @value.setter
+    def value(self, value) -> None:
+        setattr(self._view, self._name, self._to(value))
+
+
+class _Range:
+    """``.value == (t0, t1)``, where the explorer had a range slider."""
+
+    def __init__(self, explorer: "Explorer"):
+        self._explorer = explorer
+
+    @property
+    def value(self) -> tuple[float, float]:
+        return self._explorer.view.t0, self._explorer.view.t1
+
+    @value.setter
+    def value(self, window) -> None:
+        self._explorer.zoom(*window)
 
 
 class _Embedded:

@@ -18,6 +18,16 @@ const LOOKAHEAD = 0.03; // s: every source starts at now + LOOKAHEAD, the same i
 const SYNC_MS = 100; // position -> kernel while playing
 const NO_KERNEL_MS = 5000; // no answer to "need-audio" by then: no kernel behind this model
 const RELEASE_MS = 3000; // decoded audio is freed this long after the last view goes away
+const MIN_SPAN = 0.002; // s: the narrowest window (as in explorer.py)
+const DRAG_PX = 4; // a press that moves less is a click (seek)
+const WINDOW_WAIT_MS = 2000; // at most one window at a time goes to the kernel, or after this
+const CONTROL_OPTIONS = {
+  view: [["waveform", "waveform"], ["spectrogram", "spectrogram"], ["both", "both"]],
+  scale: [["log", "log"], ["mel", "mel"], ["linear", "linear"]],
+  channels: [["mid", "mid"], ["stereo", "L/R"]],
+  show: [["stems", "stems"], ["residual", "residual"]],
+};
+const CONTROL_CAPTIONS = { view: "view", scale: "frequency", channels: "waveform", show: "show" };
 const ROW_HEIGHT = { both: 50, waveform: 34, spectrogram: 40 };
 const AXIS_HEIGHT = 22;
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
@@ -195,6 +205,12 @@ class Player {
     this.noKernel = false;
     this.statusText = "";
     this.decodeSeconds = null;
+    this.decodedCache = new Map(); // digest -> AudioBuffer, for the current and the previous set
+    this.installedDigests = [];
+    this.previousDigests = [];
+    this.wantWindow = null; // a window the page shows but has not sent to the kernel yet
+    this.windowSent = null; // the last window sent, until the kernel answers with `shown`
+    this.baseWindow = this.modelWindow(); // the window of the data when nobody sets `shown`
 
     this.onMessage = (msg, buffers) => this.handleMessage(msg, buffers);
     this.onMixChange = () => this.applyMix();
@@ -204,6 +220,20 @@ class Player {
       model.on(`change:${name}`, this.onMixChange);
     }
     model.on("change:playing", this.onPlayingChange);
+    this.onTracksChange = () => this.followTracks();
+    this.onLoopChange = () => this.followLoop();
+    this.onShownChange = () => this.followShown();
+    this.onWindowChange = () => this.followWindow();
+    this.onDataChange = () => {
+      if (!this.computed()) this.baseWindow = this.modelWindow();
+    };
+    model.on("change:tracks", this.onTracksChange);
+    model.on("change:loop", this.onLoopChange);
+    model.on("change:shown", this.onShownChange);
+    model.on("change:t0", this.onWindowChange);
+    model.on("change:t1", this.onWindowChange);
+    model.on("change:waves", this.onDataChange);
+    model.on("change:specs", this.onDataChange);
     // Audio is asked for when the first view appears (attach): the widget manager also restores
     // models that no cell shows (old widgets kept alive in the kernel by Out[n]).
     this.requested = false;
@@ -233,7 +263,128 @@ class Player {
   position() {
     const take = this.take;
     if (!take) return this.pausedAt;
-    return Math.min(this.duration(), take.offset + Math.max(0, hook.ctx.currentTime - take.when));
+    let t = take.offset + Math.max(0, hook.ctx.currentTime - take.when);
+    if (take.loop && t >= take.loop[1]) {
+      const [a, b] = take.loop;
+      t = a + ((t - a) % (b - a));
+    }
+    return Math.min(this.duration(), t);
+  }
+
+  /** The loop trait as [t0, t1] within the audio, or null. */
+  loopRange() {
+    const loop = this.model.get("loop") ?? [];
+    if (loop.length !== 2) return null;
+    const d = this.duration();
+    const a = clamp(Number(loop[0]), 0, d);
+    const b = clamp(Number(loop[1]), 0, d);
+    return b - a >= 0.005 ? [a, b] : null;
+  }
+
+  setLoop(loop) {
+    this.model.set("loop", loop ? [loop[0], loop[1]] : []);
+    this.save();
+  }
+
+  followLoop() {
+    if (this.playing) this.play(this.position()); // every source restarts with the new loop
+    this.views.forEach((v) => v.updateLoop());
+  }
+
+  /** A new track list: stop a take whose audio no longer fits, and go on when the new audio is in. */
+  followTracks() {
+    const n = (this.model.get("tracks") ?? []).length;
+    if (this.playing && this.buffers.length !== n) {
+      this.pausedAt = this.position();
+      this.stopTake();
+      this.stopSync();
+      this.pendingPlay = true;
+      this.refreshViews();
+    }
+  }
+
+  // -- the visible window: the page zooms at once, the kernel recomputes the rows --
+
+  modelWindow() {
+    const d = this.duration();
+    const t0 = this.model.get("t0") || 0;
+    let t1 = this.model.get("t1") || 0;
+    if (!(t1 > t0)) t1 = d > t0 ? d : t0 + 1;
+    return { t0, t1 };
+  }
+
+  window() {
+    return this.wantWindow ?? this.modelWindow();
+  }
+
+  /** Is someone (the kernel) computing rows for the window? Then `shown` says which. */
+  computed() {
+    const shown = this.model.get("shown");
+    return !!shown && shown.t1 > shown.t0;
+  }
+
+  /** The window the data traits were computed for. */
+  dataWindow() {
+    const shown = this.model.get("shown");
+    return this.computed() ? { t0: shown.t0, t1: shown.t1 } : this.baseWindow;
+  }
+
+  /** Does a kernel refine the rows after a zoom? (Not on a standalone page, nor without a kernel.) */
+  refines() {
+    return this.computed() && !this.noKernel;
+  }
+
+  setWindow(t0, t1) {
+    const d = this.duration();
+    let span = clamp(t1 - t0, Math.min(MIN_SPAN, d), d);
+    t0 = clamp(t0, 0, d - span);
+    this.wantWindow = { t0, t1: t0 + span };
+    this.views.forEach((v) => v.windowChanged());
+    this.flushWindow();
+  }
+
+  flushWindow() {
+    clearTimeout(this.windowTimer);
+    const want = this.wantWindow;
+    if (!want) return;
+    const waited = this.windowSent ? performance.now() - this.windowSent.at : Infinity;
+    if (waited < WINDOW_WAIT_MS && this.refines()) { // the kernel is on the last one: send this one after
+      this.windowTimer = setTimeout(() => this.flushWindow(), WINDOW_WAIT_MS - waited);
+      return;
+    }
+    this.windowSent = { ...want, at: performance.now() };
+    this.sendingWindow = true;
+    this.model.set("t0", want.t0);
+    this.model.set("t1", want.t1);
+    this.sendingWindow = false;
+    this.wantWindow = null;
+    this.save();
+    this.views.forEach((v) => v.windowChanged());
+  }
+
+  followWindow() {
+    if (this.sendingWindow) return;
+    const { t0, t1 } = this.modelWindow();
+    const sent = this.windowSent;
+    if (sent && sent.t0 === t0 && sent.t1 === t1) return; // our own window coming back
+    this.wantWindow = null; // set from Python: it wins
+    this.views.forEach((v) => v.windowChanged());
+  }
+
+  followShown() {
+    const shown = this.model.get("shown") ?? {};
+    const sent = this.windowSent;
+    if (sent && Math.abs(shown.t0 - sent.t0) < 1e-9 && Math.abs(shown.t1 - sent.t1) < 1e-9) this.windowSent = null;
+    else if (sent && performance.now() - sent.at > WINDOW_WAIT_MS) this.windowSent = null;
+    if (this.wantWindow) this.flushWindow();
+    this.views.forEach((v) => v.dataChanged());
+  }
+
+  /** Set a trait from the page's controls (the kernel observes it). */
+  setTrait(name, value) {
+    this.model.set(name, value);
+    this.save();
+    this.views.forEach((v) => v.dataChanged());
   }
 
   // -- kernel messages --
@@ -256,6 +407,7 @@ class Player {
   markNoKernel() {
     this.noKernel = true;
     this.setStatus("Kernel not connected: re-run this cell to play.");
+    this.views.forEach((v) => v.dataChanged());
   }
 
   handleMessage(msg, buffers) {
@@ -264,26 +416,67 @@ class Player {
       this.heardFromKernel = true;
       this.noKernel = false;
     }
-    if (msg.type === "audio") this.receiveAudio(msg, buffers?.[0]);
+    if (msg.type === "audio-list") {
+      this.heardFromKernel = true;
+      this.noKernel = false;
+      this.receiveList(msg);
+    } else if (msg.type === "audio") this.receiveAudio(msg, buffers?.[0]);
     else if (msg.type === "no-audio") this.setStatus("no audio yet: call set_audio(...) in the kernel");
     else if (msg.type === "seek") this.seek(Number(msg.t));
   }
 
-  receiveAudio({ index, count, version }, buffer) {
+  /** The kernel's new audio set, as digests: take what is decoded already, ask for the rest. */
+  receiveList({ version, count, digests }) {
+    if (this.released) return;
+    if (this.ready && version === this.version) { // back to the set installed (a quick round trip)
+      if (this.incoming) {
+        this.incoming = null;
+        this.setStatus(`ready: ${this.buffers.length} tracks (decoded before)`);
+        if (this.pendingPlay) this.play(this.position());
+      }
+      return;
+    }
+    const incoming = { version, count, decoded: new Array(count).fill(null), seen: new Set(), done: 0,
+      started: performance.now(), digests: (digests ?? []).slice() };
+    incoming.digests.forEach((digest, i) => {
+      const cached = this.decodedCache.get(digest);
+      if (!cached) return;
+      incoming.decoded[i] = cached;
+      incoming.seen.add(i);
+      incoming.done += 1;
+    });
+    incoming.reused = incoming.done;
+    this.incoming = incoming;
+    if (incoming.done === count) {
+      this.install(incoming);
+      return;
+    }
+    const missing = [...Array(count).keys()].filter((i) => !incoming.seen.has(i));
+    this.setStatus(`loading audio ${incoming.done}/${count}\u2026`, false);
+    try {
+      this.model.send({ type: "need-audio", version, missing });
+    } catch (err) {
+      this.markNoKernel();
+    }
+  }
+
+  receiveAudio({ index, count, version, digest }, buffer) {
     if (this.released) return; // asked again when displayed again
     if (this.ready && version === this.version) return; // another page asked for the same set
     if (!this.incoming || this.incoming.version !== version || this.incoming.count !== count) {
       this.incoming = { version, count, decoded: new Array(count).fill(null), seen: new Set(), done: 0,
-        started: performance.now() };
+        started: performance.now(), digests: [] };
     }
     const incoming = this.incoming;
     const bytes = bytesOf(buffer);
     if (incoming.seen.has(index) || !bytes) return;
     incoming.seen.add(index);
+    if (digest) incoming.digests[index] = digest;
     const name = this.model.get("tracks")?.[index]?.name ?? `track ${index + 1}`;
     // decodeAudioData detaches its argument, so give it a copy.
     audioContext().decodeAudioData(bytes.slice().buffer).then(
       (decoded) => {
+        if (digest) this.decodedCache.set(digest, decoded);
         if (this.incoming !== incoming) return;
         incoming.decoded[index] = decoded;
         incoming.done += 1;
@@ -315,8 +508,18 @@ class Player {
     this.version = incoming.version;
     this.incoming = null;
     this.decodeSeconds = (performance.now() - incoming.started) / 1000;
+    // Keep the decoded audio of this set and of the previous one (the way back decodes nothing).
+    const digests = incoming.digests.filter(Boolean);
+    if (digests.join() !== this.installedDigests.join()) {
+      this.previousDigests = this.installedDigests;
+      this.installedDigests = digests;
+    }
+    const keep = new Set([...this.installedDigests, ...this.previousDigests]);
+    for (const digest of [...this.decodedCache.keys()]) if (!keep.has(digest)) this.decodedCache.delete(digest);
     const rate = buffers[ref].sampleRate;
-    let text = `ready: ${buffers.length} tracks decoded in ${this.decodeSeconds.toFixed(1)} s (${(rate / 1000).toFixed(1)} kHz)`;
+    let text = incoming.reused === buffers.length
+      ? `ready: ${buffers.length} tracks (decoded before, ${(rate / 1000).toFixed(1)} kHz)`
+      : `ready: ${buffers.length} tracks decoded in ${this.decodeSeconds.toFixed(1)} s (${(rate / 1000).toFixed(1)} kHz)`;
     if (off.length) text += `; padded/trimmed to the source's length: ${off.join(", ")}`;
     this.setStatus(text);
     if (wasPlaying || this.pendingPlay) this.play(at);
@@ -365,7 +568,7 @@ class Player {
     const ctx = audioContext();
     if (ctx.state !== "running") ctx.resume().catch(() => {});
     // Not decoded yet, or a new track list whose audio is still decoding: start once it is in.
-    const stale = this.incoming && this.buffers.length !== (this.model.get("tracks") ?? []).length;
+    const stale = this.buffers.length !== (this.model.get("tracks") ?? []).length;
     if (!this.ready || stale) {
       this.pendingPlay = true;
       if (from !== undefined) this.pausedAt = from;
@@ -376,6 +579,8 @@ class Player {
     const duration = this.duration();
     let offset = from ?? this.pausedAt;
     if (!(offset < duration - 0.05)) offset = 0; // at the end: start over
+    const loop = this.loopRange();
+    if (loop && !(offset >= loop[0] && offset < loop[1])) offset = loop[0];
     this.stopTake();
     const when = ctx.currentTime + LOOKAHEAD;
     const bus = ctx.createGain(); // short fade in/out so that starts, seeks and stops do not click
@@ -391,11 +596,17 @@ class Player {
       const gain = ctx.createGain();
       gain.gain.value = gains[i] ?? 0;
       source.connect(gain).connect(bus);
+      if (loop) {
+        // every source loops the same span of the same-length buffers: they stay sample-synced
+        source.loop = true;
+        source.loopStart = loop[0];
+        source.loopEnd = loop[1];
+      }
       source.start(when, offset);
       sources.push(source);
       gainNodes.push(gain);
     });
-    const take = { sources, gainNodes, bus, when, offset };
+    const take = { sources, gainNodes, bus, when, offset, loop };
     if (sources[0]) sources[0].onended = () => this.take === take && this.finish();
     this.take = take;
     this.pendingPlay = false;
@@ -475,7 +686,7 @@ class Player {
     if (this.syncTimer) return;
     this.syncTimer = setInterval(() => {
       if (!this.take) return;
-      if (this.position() >= this.duration() - 1e-3) this.finish(); // onended may lag in a background tab
+      if (!this.take.loop && this.position() >= this.duration() - 1e-3) this.finish(); // onended may lag in a background tab
       else this.writeTransport();
     }, SYNC_MS);
   }
@@ -532,6 +743,8 @@ class Player {
     if (this.views.size || !this.ready) return;
     this.stopTake();
     this.buffers = [];
+    this.decodedCache.clear();
+    this.installedDigests = [];
     this.lastTake = null;
     this.ready = false;
     this.version = null;
@@ -557,6 +770,14 @@ class Player {
       this.model.off(`change:${name}`, this.onMixChange);
     }
     this.model.off("change:playing", this.onPlayingChange);
+    this.model.off("change:tracks", this.onTracksChange);
+    this.model.off("change:loop", this.onLoopChange);
+    this.model.off("change:shown", this.onShownChange);
+    this.model.off("change:t0", this.onWindowChange);
+    this.model.off("change:t1", this.onWindowChange);
+    this.model.off("change:waves", this.onDataChange);
+    this.model.off("change:specs", this.onDataChange);
+    clearTimeout(this.windowTimer);
     if (players.get(this.uid) === this) players.delete(this.uid);
   }
 }
@@ -582,8 +803,12 @@ class View {
     this.root.addEventListener("keydown", (event) => this.onKey(event));
     host.appendChild(this.root);
     this.buildTransport();
+    this.buildControls();
     this.grid = el("div", "sl-grid");
-    this.root.appendChild(this.grid);
+    this.busyBox = el("div", "sl-busy", { role: "status", "aria-live": "polite" });
+    this.busyText = el("span", "sl-busy-text");
+    this.busyBox.append(el("span", "sl-spinner"), this.busyText);
+    this.root.append(this.grid, this.busyBox);
     this.rows = [];
     this.specImages = [];
     this.specGeneration = 0;
@@ -594,12 +819,18 @@ class View {
 
     const on = (names, fn) => names.split(" ").forEach((n) => model.on(`change:${n}`, fn));
     on("tracks", () => {
+      this.specImages = []; // never the old rows' pictures under the new rows' names
       this.buildRows();
       this.decodeWaves();
       this.decodeSpecs();
     });
-    on("view", () => this.layout());
-    on("t0 t1 duration columns wave_channels freq_ticks", () => this.draw());
+    on("view", () => {
+      this.layout();
+      this.dataChanged();
+    });
+    on("duration columns wave_channels freq_ticks", () => this.draw());
+    on("scale channels show busy shown", () => this.dataChanged());
+    on("controls", () => this.buildControls());
     on("waves wave_points", () => this.decodeWaves());
     on("specs colormap", () => this.decodeSpecs());
     on("db_label colormap", () => this.updateScale());
@@ -617,7 +848,9 @@ class View {
     this.decodeWaves();
     this.decodeSpecs();
     this.updateScale();
+    this.updateControls();
     player.attach(this);
+    this.dataChanged();
     this.updateTransport();
     if (player.playing) this.animate();
   }
@@ -660,6 +893,90 @@ class View {
     this.root.appendChild(bar);
   }
 
+  /** The row of controls under the transport: segmented buttons writing traits, zoom, loop. */
+  buildControls() {
+    const wanted = this.model.get("controls") ?? [];
+    const bar = this.controlBar ?? el("div", "sl-controlbar");
+    bar.replaceChildren();
+    this.segments = {};
+    for (const name of ["view", "scale", "channels", "show"]) {
+      if (!wanted.includes(name)) continue;
+      const group = el("div", "sl-group");
+      const seg = el("div", "sl-seg", { role: "group", "aria-label": CONTROL_CAPTIONS[name], dataset: { control: name } });
+      for (const [value, text] of CONTROL_OPTIONS[name]) {
+        const b = el("button", "sl-seg-button", { type: "button", text, dataset: { value } });
+        b.addEventListener("click", () => this.player.setTrait(name, value));
+        seg.appendChild(b);
+      }
+      group.append(el("span", "sl-caption", { text: CONTROL_CAPTIONS[name] }), seg);
+      bar.appendChild(group);
+      this.segments[name] = seg;
+    }
+    this.zoomButtons = null;
+    if (wanted.includes("zoom")) {
+      const group = el("div", "sl-group sl-zoom", { role: "group", "aria-label": "zoom" });
+      const make = (text, title, fn, cls = "") => {
+        const b = el("button", `sl-tool ${cls}`, { type: "button", text, title });
+        b.addEventListener("click", fn);
+        group.appendChild(b);
+        return b;
+      };
+      group.appendChild(el("span", "sl-caption", { text: "zoom" }));
+      make("\u2212", "Zoom out (wheel over the plots)", () => this.zoomBy(2));
+      make("+", "Zoom in (wheel over the plots, or drag across them)", () => this.zoomBy(0.5));
+      this.zoomButtons = { full: make("full", "Show everything", () => this.player.setWindow(0, this.player.duration())) };
+      bar.appendChild(group);
+    }
+    this.loopButton = null;
+    if (wanted.includes("loop")) {
+      const group = el("div", "sl-group sl-loop-group");
+      this.loopButton = el("button", "sl-tool sl-loop-button", { type: "button", text: "loop",
+        title: "Loop the visible span (shift-drag across the plots: loop a selection)" });
+      this.loopButton.addEventListener("click", () => {
+        if (this.player.loopRange()) this.player.setLoop(null);
+        else {
+          const { t0, t1 } = this.window();
+          this.player.setLoop([t0, t1]);
+        }
+      });
+      this.loopLabel = el("span", "sl-loop-label");
+      this.loopClear = el("button", "sl-tool sl-loop-clear", { type: "button", text: "\u00d7", title: "Clear the loop",
+        "aria-label": "Clear the loop" });
+      this.loopClear.addEventListener("click", () => this.player.setLoop(null));
+      group.append(this.loopButton, this.loopLabel, this.loopClear);
+      bar.appendChild(group);
+    }
+    bar.style.display = bar.childElementCount ? "" : "none";
+    if (!this.controlBar) {
+      this.controlBar = bar;
+      this.root.appendChild(bar);
+    }
+    this.updateControls();
+  }
+
+  updateControls() {
+    for (const [name, seg] of Object.entries(this.segments ?? {})) {
+      const value = this.model.get(name);
+      for (const b of seg.children) {
+        const on = b.dataset.value === value;
+        b.classList.toggle("sl-on", on);
+        b.setAttribute("aria-pressed", String(on));
+      }
+    }
+    if (this.zoomButtons) {
+      const { t0, t1 } = this.window();
+      this.zoomButtons.full.disabled = t0 <= 0 && t1 >= this.player.duration() - 1e-6;
+    }
+    this.updateLoop();
+  }
+
+  zoomBy(factor, center) {
+    const { t0, t1 } = this.window();
+    const c = center ?? (t0 + t1) / 2;
+    const span = (t1 - t0) * factor;
+    this.player.setWindow(c - ((c - t0) / (t1 - t0)) * span, c - ((c - t0) / (t1 - t0)) * span + span);
+  }
+
   labelAB() {
     const [stems, source] = this.model.get("ab_labels") ?? [];
     this.abButtons[0].textContent = stems || "Stems";
@@ -675,7 +992,8 @@ class View {
       const isSource = track.kind === "source";
       const color = track.color || (isSource ? null : PALETTE[stemNumber++ % PALETTE.length]);
       const data = { index: String(i), name: track.name, kind: track.kind };
-      const panel = el("div", `sl-panel sl-kind-${track.kind}`, { dataset: data });
+      const panel = el("div", `sl-panel sl-kind-${track.kind}`, { dataset: data, tabindex: "0",
+        title: isSource ? track.name : `${track.name}: M mutes, S solos (when the row has focus)` });
       const head = el("div", "sl-name");
       const swatch = el("span", "sl-swatch");
       if (color) swatch.style.background = color;
@@ -702,7 +1020,7 @@ class View {
         controls.append(row.mute, row.solo, row.gain, row.db);
       }
       panel.append(head, controls);
-      row.plot = el("div", "sl-plot", { dataset: data });
+      row.plot = el("div", "sl-plot", { dataset: data, tabindex: "-1" });
       row.canvas = el("canvas");
       row.plot.appendChild(row.canvas);
       this.attachPointer(row.plot);
@@ -725,10 +1043,13 @@ class View {
     this.hover = el("div", "sl-hover");
     this.hoverLabel = el("span", "sl-hover-label");
     this.hover.appendChild(this.hoverLabel);
-    this.overlay.append(this.hover, this.playhead);
+    this.loopBand = el("div", "sl-loop");
+    this.selection = el("div", "sl-selection");
+    this.overlay.append(this.loopBand, this.selection, this.hover, this.playhead);
     this.grid.append(this.axisLabel, this.axis, this.overlay);
     this.layout();
     this.updateMixer();
+    this.updateLoop();
   }
 
   layout() {
@@ -739,6 +1060,8 @@ class View {
     this.resize();
   }
 
+  /** Click: seek. Drag: zoom to the selection. Shift-drag: loop it. Wheel (or pinch): zoom
+   * around the pointer; horizontal wheel or shift-wheel: scroll. */
   attachPointer(plot) {
     const timeAt = (event) => {
       const rect = plot.getBoundingClientRect();
@@ -747,10 +1070,125 @@ class View {
     };
     plot.addEventListener("pointerdown", (event) => {
       if (event.button !== 0) return;
-      this.player.seek(timeAt(event));
+      plot.setPointerCapture?.(event.pointerId);
+      this.drag = { x: event.clientX, t: timeAt(event), loop: event.shiftKey, moved: false };
     });
-    plot.addEventListener("pointermove", (event) => this.showHover(event.clientX, timeAt(event)));
+    plot.addEventListener("pointermove", (event) => {
+      const t = timeAt(event);
+      this.showHover(event.clientX, t);
+      const drag = this.drag;
+      if (!drag) return;
+      if (Math.abs(event.clientX - drag.x) >= DRAG_PX) drag.moved = true;
+      if (drag.moved) this.showSelection(Math.min(drag.t, t), Math.max(drag.t, t), drag.loop);
+    });
+    const end = (event, cancelled) => {
+      const drag = this.drag;
+      this.drag = null;
+      this.selection.style.display = "none";
+      if (!drag || cancelled) return;
+      const t = timeAt(event);
+      const [a, b] = [Math.min(drag.t, t), Math.max(drag.t, t)];
+      if (!drag.moved) this.player.seek(drag.t);
+      else if (drag.loop) this.player.setLoop([a, b]);
+      else if (b - a > 0) this.player.setWindow(a, b);
+    };
+    plot.addEventListener("pointerup", (event) => end(event, false));
+    plot.addEventListener("pointercancel", (event) => end(event, true));
     plot.addEventListener("pointerleave", () => (this.hover.style.display = "none"));
+    plot.addEventListener("wheel", (event) => this.onWheel(event, timeAt(event), plot), { passive: false });
+  }
+
+  onWheel(event, t, plot) {
+    const unit = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? 400 : 1;
+    const dx = event.deltaX * unit;
+    const dy = event.deltaY * unit;
+    const { t0, t1 } = this.window();
+    const span = t1 - t0;
+    const full = t0 <= 0 && t1 >= this.player.duration();
+    // Fully zoomed out, a plain wheel-down cannot zoom further: the page scrolls on (the notebook
+    // is not held at the explorer).
+    if (full && dy > 0 && !event.ctrlKey && !event.shiftKey && Math.abs(dy) >= Math.abs(dx)) return;
+    event.preventDefault();
+    if (event.shiftKey || Math.abs(dx) > Math.abs(dy)) { // scroll in time
+      const px = event.shiftKey && !dx ? dy : dx;
+      const shift = (px / Math.max(1, plot.clientWidth)) * span;
+      this.player.setWindow(t0 + shift, t1 + shift);
+      return;
+    }
+    // pinch arrives as ctrl+wheel with small deltas; a mouse notch (100 px) zooms by ~16%
+    const factor = Math.exp(clamp(dy * (event.ctrlKey ? 0.01 : 0.0015), -1, 1));
+    const d = this.player.duration();
+    const next = clamp(span * factor, Math.min(MIN_SPAN, d), d);
+    const start = t - ((t - t0) / span) * next; // the time under the pointer stays there
+    this.player.setWindow(start, start + next);
+  }
+
+  showSelection(a, b, loop) {
+    const { t0, t1 } = this.window();
+    const width = this.overlay.clientWidth;
+    const x0 = ((clamp(a, t0, t1) - t0) / (t1 - t0)) * width;
+    const x1 = ((clamp(b, t0, t1) - t0) / (t1 - t0)) * width;
+    this.selection.style.display = "block";
+    this.selection.style.left = `${x0}px`;
+    this.selection.style.width = `${Math.max(1, x1 - x0)}px`;
+    this.selection.classList.toggle("sl-for-loop", loop);
+  }
+
+  updateLoop() {
+    if (!this.loopBand) return;
+    const loop = this.player.loopRange();
+    const { t0, t1 } = this.window();
+    const width = this.overlay.clientWidth;
+    const visible = loop && loop[1] > t0 && loop[0] < t1 && width > 0;
+    this.loopBand.style.display = visible ? "block" : "none";
+    if (visible) {
+      const x0 = ((Math.max(loop[0], t0) - t0) / (t1 - t0)) * width;
+      const x1 = ((Math.min(loop[1], t1) - t0) / (t1 - t0)) * width;
+      this.loopBand.style.left = `${x0}px`;
+      this.loopBand.style.width = `${Math.max(1, x1 - x0)}px`;
+      this.loopBand.classList.toggle("sl-open-left", loop[0] < t0);
+      this.loopBand.classList.toggle("sl-open-right", loop[1] > t1);
+    }
+    if (this.loopButton) {
+      this.loopButton.classList.toggle("sl-on", !!loop);
+      this.loopButton.setAttribute("aria-pressed", String(!!loop));
+      this.loopLabel.textContent = loop ? formatWindow(loop[0], loop[1]) : "";
+      this.loopClear.style.display = loop ? "" : "none";
+    }
+  }
+
+  /** The window moved (page or kernel): draw at once with the data there is. */
+  windowChanged() {
+    this.draw();
+    this.updateControls();
+    this.dataChanged();
+  }
+
+  /** Is what the plots hold what was asked for? Dim them, and say why, after 200 ms. */
+  dataChanged() {
+    const p = this.player;
+    const m = this.model;
+    const shown = m.get("shown") ?? {};
+    const busy = m.get("busy") || "";
+    const { t0, t1 } = this.window();
+    const kernel = !p.noKernel;
+    const stale = kernel && (!!busy || (p.computed() && (shown.view !== m.get("view") || shown.show !== m.get("show")
+      || (m.get("view") !== "waveform" && shown.scale !== m.get("scale"))
+      || (m.get("view") !== "spectrogram" && shown.channels !== m.get("channels")))));
+    const refining = kernel && p.refines() && (Math.abs(shown.t0 - t0) > 1e-9 || Math.abs(shown.t1 - t1) > 1e-9);
+    this.root.classList.toggle("sl-stale", stale);
+    this.root.classList.toggle("sl-refining", refining && !stale);
+    this.busyText.textContent = busy ? `${busy}\u2026` : stale ? "computing\u2026" : "refining\u2026";
+    this.updateControls();
+    this.draw();
+  }
+
+  /** May the layer be drawn? Not when it was computed for other settings (it would be stale). */
+  layerCurrent(layer) {
+    const shown = this.model.get("shown") ?? {};
+    if (!this.player.computed() || !shown.view) return true;
+    if (layer === "waves") return shown.view !== "spectrogram" && shown.channels === this.model.get("channels");
+    return shown.view !== "waveform" && shown.scale === this.model.get("scale");
   }
 
   showHover(clientX, t) {
@@ -761,13 +1199,23 @@ class View {
     this.hover.classList.toggle("sl-flip", clientX - rect.left > rect.width - 60);
   }
 
+  /** Space: play/pause. Home: to the start. M, S: mute, solo the row that has the focus.
+   * Only while the focus is inside the widget; never in a text field. */
   onKey(event) {
     const target = event.target;
-    if (target.closest?.("button, input")) return; // their own keys (Space presses a button)
-    if (event.key === " ") this.player.toggle();
-    else if (event.key === "Home") this.player.seek(0);
-    else return;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (target.closest?.("textarea, select, [contenteditable], input:not([type=range])")) return;
+    const control = target.closest?.("button, input"); // their own Space and Enter
+    const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (key === " " && !control) this.player.toggle();
+    else if (key === "Home" && !control) this.player.seek(0);
+    else if (key === "m" || key === "s") {
+      const row = this.rows[Number(target.closest?.(".sl-panel, .sl-plot")?.dataset.index)];
+      if (!row || row.isSource) return;
+      this.toggle(key === "m" ? "muted" : "soloed", this.rows.indexOf(row));
+    } else return;
     event.preventDefault();
+    event.stopPropagation();
   }
 
   toggle(name, i, exclusive = false) {
@@ -854,11 +1302,13 @@ class View {
   }
 
   window() {
-    const duration = this.player.duration();
-    const t0 = this.model.get("t0") || 0;
-    let t1 = this.model.get("t1") || 0;
-    if (!(t1 > t0)) t1 = duration > t0 ? duration : t0 + 1;
-    return { t0, t1 };
+    return this.player.window();
+  }
+
+  /** x in px of time t, in a plot `width` px wide. */
+  xOf(t, width) {
+    const { t0, t1 } = this.window();
+    return ((t - t0) / (t1 - t0)) * width;
   }
 
   updatePlayhead() {
@@ -870,6 +1320,7 @@ class View {
     this.playhead.style.display = visible ? "block" : "none";
     if (visible) this.playhead.style.left = `${((t - t0) / (t1 - t0)) * width}px`;
     this.updateReadout();
+    this.updateLoop();
   }
 
   animate() {
@@ -941,6 +1392,7 @@ class View {
     this.drawQueued = true;
     requestAnimationFrame(() => {
       this.drawQueued = false;
+      this.data = this.player.dataWindow();
       this.rows.forEach((_, i) => this.drawRow(i));
       this.drawAxis();
       this.updatePlayhead();
@@ -981,6 +1433,9 @@ class View {
     const color = row.color ?? c.source;
     g.fillStyle = color;
     g.strokeStyle = color;
+    const current = this.layerCurrent("waves");
+    const data = this.data ?? { t0, t1 };
+    const dataSpan = data.t1 - data.t0;
     for (let ch = 0; ch < channels; ch++) {
       const mid = top + bandHeight * (ch + 0.5);
       const amp = bandHeight * 0.46;
@@ -989,22 +1444,26 @@ class View {
         g.fillRect(0, Math.round(top + bandHeight * ch), width, 1);
         g.fillStyle = color;
       }
+      if (!current) continue; // computed for other settings: nothing rather than something stale
       if (this.points && this.points.length % (n * channels) === 0) {
         const count = this.points.length / (n * channels);
         const base = (i * channels + ch) * count;
-        const step = count > 1 ? width / (count - 1) : 0;
+        const xAt = (k) => this.xOf(data.t0 + (count > 1 ? (k / (count - 1)) * dataSpan : 0), width);
+        const step = count > 1 ? xAt(1) - xAt(0) : 0;
         g.lineWidth = 1.25;
         g.beginPath();
         for (let k = 0; k < count; k++) {
           const y = mid - clamp(this.points[base + k], -1, 1) * amp;
-          if (k === 0) g.moveTo(0, y);
-          else g.lineTo(k * step, y);
+          if (k === 0) g.moveTo(xAt(k), y);
+          else g.lineTo(xAt(k), y);
         }
         g.stroke();
         if (step >= 5) {
           for (let k = 0; k < count; k++) {
+            const x = xAt(k);
+            if (x < -2 || x > width + 2) continue;
             g.beginPath();
-            g.arc(k * step, mid - clamp(this.points[base + k], -1, 1) * amp, 1.6, 0, 2 * Math.PI);
+            g.arc(x, mid - clamp(this.points[base + k], -1, 1) * amp, 1.6, 0, 2 * Math.PI);
             g.fill();
           }
         }
@@ -1016,10 +1475,14 @@ class View {
         continue;
       }
       const base = (i * channels + ch) * 2 * columns;
-      const dx = width / columns;
+      // the columns span the data's window, which is the visible one unless the page just zoomed
+      const xAt = (k) => this.xOf(data.t0 + ((k + 0.5) / columns) * dataSpan, width);
+      const step = Math.max(1e-9, xAt(1) - xAt(0));
+      const first = clamp(Math.floor(-xAt(0) / step) - 1, 0, columns - 1);
+      const last = clamp(Math.ceil((width - xAt(0)) / step) + 1, 0, columns - 1);
       g.beginPath();
-      for (let k = 0; k < columns; k++) g.lineTo((k + 0.5) * dx, mid - clamp(this.waves[base + columns + k], -1, 1) * amp);
-      for (let k = columns - 1; k >= 0; k--) g.lineTo((k + 0.5) * dx, mid - clamp(this.waves[base + k], -1, 1) * amp);
+      for (let k = first; k <= last; k++) g.lineTo(xAt(k), mid - clamp(this.waves[base + columns + k], -1, 1) * amp);
+      for (let k = last; k >= first; k--) g.lineTo(xAt(k), mid - clamp(this.waves[base + k], -1, 1) * amp);
       g.closePath();
       g.fill();
       g.lineWidth = 0.8; // keeps near-silent passages visible as a hairline
@@ -1029,12 +1492,22 @@ class View {
 
   drawSpec(g, i, top, width, height) {
     const c = this.palette();
-    const image = this.specImages[i];
+    const image = this.layerCurrent("specs") ? this.specImages[i] : null;
     const track = this.rows[i].track;
-    if (image) {
+    const { t0, t1 } = this.window();
+    const data = this.data ?? { t0, t1 };
+    const a = Math.max(t0, data.t0);
+    const b = Math.min(t1, data.t1);
+    if (image && b > a) {
+      g.fillStyle = c.plot;
+      g.fillRect(0, top, width, height);
       g.imageSmoothingEnabled = true;
       g.imageSmoothingQuality = "high";
-      g.drawImage(image, 0, top, width, height);
+      // the part of the image (computed for the data's window) that is visible
+      const sx = ((a - data.t0) / (data.t1 - data.t0)) * image.width;
+      const sw = ((b - a) / (data.t1 - data.t0)) * image.width;
+      const x0 = this.xOf(a, width);
+      g.drawImage(image, sx, 0, Math.max(sw, 1e-3), image.height, x0, top, this.xOf(b, width) - x0, height);
     } else {
       g.fillStyle = c.plot;
       g.fillRect(0, top, width, height);

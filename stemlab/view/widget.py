@@ -15,13 +15,30 @@ Message protocol (custom messages on the widget's comm):
 direction          content                                                     buffers
 =================  ==========================================================  ===========
 page -> kernel     ``{"type": "need-audio"}`` (sent by every page on load)      none
-kernel -> page     ``{"type": "audio", "index": i, "count": n, "version": v}``  ``[mp3]``
+page -> kernel     ``{"type": "need-audio", "version": v, "missing": [i, ...]}``  none
+kernel -> page     ``{"type": "audio", "index": i, "count": n, "version": v,    ``[mp3]``
+                   "digest": d}`` (``digest`` optional)
+kernel -> page     ``{"type": "audio-list", "version": v, "count": n,           none
+                   "digests": [d, ...]}``
 kernel -> page     ``{"type": "no-audio"}`` (asked before ``set_audio``)        none
 kernel -> page     ``{"type": "seek", "t": seconds}``                           none
 =================  ==========================================================  ===========
 
+A page asks for all the audio on load. Later :meth:`StemView.set_audio` calls send only
+``audio-list`` (a digest per track); the page takes what it has decoded already (the way back
+from the residual layout decodes nothing) and asks for the ``missing`` indices of that version.
+The same MP3s always get the same version. Pages without a kernel (``to_html``, the report)
+answer ``need-audio`` from their embedded audio, and the report's page sends ``audio-list``
+itself when it switches sets (see :mod:`~stemlab.view.standalone`).
+
 The page writes ``position`` (about 10 Hz while playing, and on pause and seek), ``playing``,
-``status``, ``gains_db``, ``muted``, ``soloed`` and ``ab``.
+``status``, ``gains_db``, ``muted``, ``soloed`` and ``ab``; from its own controls ``view``,
+``scale``, ``channels``, ``show``, ``t0``/``t1`` (wheel, drag-select, zoom buttons) and
+``loop`` (shift-drag, the loop button). Whoever computes the rows (the
+:class:`~stemlab.view.explorer.Explorer`) observes those and answers with new data and
+``shown``; until then the page draws the data it has, remapped from ``shown``'s window, and
+shows a busy state after 200 ms. With ``shown`` empty (a plain view, a standalone page) nobody
+refines the data: zooming rescales what there is.
 
 Examples
 --------
@@ -38,6 +55,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pathlib
@@ -49,7 +67,7 @@ import numpy as np
 from traitlets import Bool, Bytes, Dict, Float, Int, List, TraitError, Tuple, Unicode, default, observe, validate
 
 from ..dsp import gram
-from .spectrogram import colormap_lut
+from .spectrogram import SCALES, colormap_lut
 
 __all__ = ["StemView", "pack_waves", "energy_matrix", "GAIN_MIN_DB", "GAIN_MAX_DB"]
 
@@ -58,13 +76,18 @@ GAIN_MAX_DB = 12.0
 VIEWS = ("waveform", "spectrogram", "both")
 KINDS = ("source", "stem", "residual", "sum")
 AB_MODES = ("stems", "source")
+CHANNELS = ("mid", "stereo")
+SHOWS = ("stems", "residual")
+CONTROLS = ("view", "scale", "channels", "show", "zoom", "loop")
+KERNEL_CONTROLS = ("view", "scale", "channels", "show")  # need a kernel to recompute the rows
 
 
 class StemView(anywidget.AnyWidget):
     """One row per track (source first, then stems), a shared time axis, and a synced mixer.
 
     Parameters are the traits below, all optional; ``tracks`` sets the row count, and
-    ``gains_db``/``muted``/``soloed`` follow it (kept values, new rows at 0 dB, unmuted).
+    ``gains_db``/``muted``/``soloed`` follow it by name: a row keeps its settings, a name that
+    comes back (after another track list) gets its settings back, new rows start at 0 dB, unmuted.
 
     Traits
     ------
@@ -115,6 +138,21 @@ class StemView(anywidget.AnyWidget):
         Seconds, written by the page. Use :meth:`seek` to move it.
     status : str
         Written by the page (e.g. ``"ready: 13 tracks decoded in 2.4 s"``).
+    scale : {"log", "mel", "linear"}; channels : {"mid", "stereo"}; show : {"stems", "residual"}
+        What the rows should show, written by the page's controls (and by Python); the kernel
+        recomputes the rows and sets ``shown``.
+    controls : list of str
+        The page's controls, among ``"view"``, ``"scale"``, ``"channels"``, ``"show"`` (these
+        need a kernel), ``"zoom"`` and ``"loop"`` (default: the last two).
+    loop : list of float
+        ``[t0, t1]``: playback repeats that span (sample-synced on every track); ``[]``: no loop.
+    shown : dict
+        What the data traits hold: ``{"t0", "t1", "view", "scale", "channels", "show"}``, set
+        with the data by whoever computes it; ``{}`` (default): the data is for the window the
+        page had when it arrived, and nobody refines it.
+    busy : str
+        Set by the kernel while it computes new rows (e.g. ``"computing the residual"``); the
+        page shows it, and dims the plots, after 200 ms.
 
     Examples
     --------
@@ -125,6 +163,11 @@ class StemView(anywidget.AnyWidget):
     >>> html = view.to_html()               # a self-contained player page
     >>> html.startswith("<!doctype html>")
     True
+    >>> view.loop = [1.0, 2.5]              # playback repeats 1.0 .. 2.5 s
+    >>> view.tracks = [{"name": "mix", "kind": "source"}, {"name": "drums"}]
+    >>> view.tracks = [{"name": "mix", "kind": "source"}, {"name": "bass"}]
+    >>> view.muted                          # bass got its settings back
+    [False, True]
     """
 
     _esm = pathlib.Path(__file__).parent / "stemview.js"
@@ -153,6 +196,13 @@ class StemView(anywidget.AnyWidget):
     playing = Bool(False).tag(sync=True)
     position = Float(0.0).tag(sync=True)
     status = Unicode("").tag(sync=True)
+    scale = Unicode("log").tag(sync=True)
+    channels = Unicode("mid").tag(sync=True)
+    show = Unicode("stems").tag(sync=True)
+    controls = List(Unicode(), default_value=["zoom", "loop"]).tag(sync=True)
+    loop = List(Float()).tag(sync=True)
+    shown = Dict().tag(sync=True)
+    busy = Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs):
         if "t1" not in kwargs and "duration" in kwargs:
@@ -161,7 +211,10 @@ class StemView(anywidget.AnyWidget):
             kwargs["colormap"] = colormap_lut("magma")
         self._audio: list[bytes] = []
         self._audio_version = 0
+        self._audio_digests: list[str] = []
+        self._versions: dict[tuple[str, ...], int] = {}  # the same MP3s keep their version
         self._audio_requested = False
+        self._mixer_memory: dict[str, tuple[float, bool, bool]] = {}  # by track name
         super().__init__(**kwargs)
         self.on_msg(self._handle_message)
 
@@ -193,11 +246,18 @@ class StemView(anywidget.AnyWidget):
 
     @observe("tracks")
     def _resize_mixer(self, change):
-        n = len(change["new"])
+        previous = change["old"] if isinstance(change["old"], list) else []
+        current = list(zip(self.gains_db, self.muted, self.soloed))
+        if previous:  # settings follow the names, and are remembered for names that go away
+            self._mixer_memory.update(zip([t["name"] for t in previous], current))
+            rows = [self._mixer_memory.get(t["name"], (0.0, False, False)) for t in change["new"]]
+        else:  # the first track list: values given before it keep their places
+            rows = [(_at(self.gains_db, i, 0.0), _at(self.muted, i, False), _at(self.soloed, i, False))
+                    for i in range(len(change["new"]))]
         with self.hold_trait_notifications():
-            self.gains_db = (list(self.gains_db) + [0.0] * n)[:n]
-            self.muted = (list(self.muted) + [False] * n)[:n]
-            self.soloed = (list(self.soloed) + [False] * n)[:n]
+            self.gains_db = [float(g) for g, _, _ in rows]
+            self.muted = [bool(m) for _, m, _ in rows]
+            self.soloed = [bool(x) for _, _, x in rows]
 
     @validate("view")
     def _valid_view(self, proposal):
@@ -206,6 +266,35 @@ class StemView(anywidget.AnyWidget):
     @validate("ab")
     def _valid_ab(self, proposal):
         return _one_of("ab", proposal["value"], AB_MODES)
+
+    @validate("scale")
+    def _valid_scale(self, proposal):
+        return _one_of("scale", proposal["value"], SCALES)
+
+    @validate("channels")
+    def _valid_channels(self, proposal):
+        return _one_of("channels", proposal["value"], CHANNELS)
+
+    @validate("show")
+    def _valid_show(self, proposal):
+        return _one_of("show", proposal["value"], SHOWS)
+
+    @validate("controls")
+    def _valid_controls(self, proposal):
+        for name in proposal["value"]:
+            _one_of("controls", name, CONTROLS)
+        return proposal["value"]
+
+    @validate("loop")
+    def _valid_loop(self, proposal):
+        loop = [float(t) for t in proposal["value"]]
+        if loop and not (len(loop) == 2 and all(math.isfinite(t) for t in loop) and 0 <= loop[0] < loop[1]):
+            raise TraitError(f"loop must be [] or [t0, t1] with 0 <= t0 < t1, got {proposal['value']!r}")
+        if loop and self.duration:
+            loop = [min(loop[0], self.duration), min(loop[1], self.duration)]
+            if not loop[1] > loop[0]:
+                raise TraitError(f"loop {proposal['value']!r} is past the end ({self.duration:.2f} s)")
+        return loop
 
     @validate("wave_channels")
     def _valid_wave_channels(self, proposal):
@@ -260,10 +349,17 @@ class StemView(anywidget.AnyWidget):
                  for item in mp3s]
         if self.tracks and len(audio) != len(self.tracks):
             raise ValueError(f"set_audio got {len(audio)} files for {len(self.tracks)} tracks")
-        self._audio = audio
-        self._audio_version += 1
+        digests = [hashlib.blake2b(mp3, digest_size=8).hexdigest() for mp3 in audio]
+        self._audio, self._audio_digests = audio, digests
+        if tuple(digests) not in self._versions:
+            self._versions[tuple(digests)] = len(self._versions) + 1
+        self._audio_version = self._versions[tuple(digests)]
         if self._audio_requested:
-            self._send_audio()
+            if audio:
+                self.send({"type": "audio-list", "version": self._audio_version, "count": len(audio),
+                           "digests": digests})
+            else:
+                self._send_audio()
 
     @property
     def audio(self) -> list[bytes]:
@@ -285,16 +381,32 @@ class StemView(anywidget.AnyWidget):
         """Pause playback in the page (same as ``view.playing = False``)."""
         self.playing = False
 
+    def page_state(self) -> dict:
+        """The synced traits as a page without a kernel should get them (what :meth:`to_html`
+        embeds): page-only controls (zoom, loop), no busy state, and ``shown`` empty, so that
+        zooming rescales the data the page holds (its window becomes ``t0``/``t1``).
+
+        >>> StemView(controls=["scale", "zoom"]).page_state()["controls"]
+        ['zoom']
+        """
+        state = {name: getattr(self, name) for name in StemView.class_own_traits(sync=True)}
+        if self.shown.get("t1", 0) > self.shown.get("t0", 0):  # the window the data is for
+            state.update(t0=self.shown["t0"], t1=self.shown["t1"])
+        state.update(playing=False, status="", busy="", shown={},
+                     controls=[c for c in self.controls if c not in KERNEL_CONTROLS])
+        return state
+
     def to_html(self, path: str | os.PathLike | None = None, *, title: str | None = None) -> str:
         """A self-contained HTML page (no CDN, works from ``file://``) with this view and its audio.
 
-        Writes it to ``path`` when given; returns the HTML either way.
+        Writes it to ``path`` when given; returns the HTML either way. The page has no kernel:
+        it keeps the page-only controls (zoom, loop), and zooming rescales the data it holds
+        (see :meth:`page_state`).
         """
         from .standalone import standalone_html
 
-        state = {name: getattr(self, name) for name in StemView.class_own_traits(sync=True)}
-        state.update(playing=False, status="")
-        html = standalone_html(state=state, esm=str(self._esm), css=str(self._css), audio=self._audio, title=title)
+        html = standalone_html(state=self.page_state(), esm=str(self._esm), css=str(self._css), audio=self._audio,
+                               title=title)
         if path is not None:
             pathlib.Path(path).write_text(html, encoding="utf-8")
         return html
@@ -302,16 +414,20 @@ class StemView(anywidget.AnyWidget):
     def _handle_message(self, _widget, content, _buffers) -> None:
         if isinstance(content, dict) and content.get("type") == "need-audio":
             self._audio_requested = True
-            self._send_audio()
+            missing = content.get("missing")
+            if missing is None:
+                self._send_audio()
+            elif content.get("version") == self._audio_version and isinstance(missing, list):
+                self._send_audio([i for i in missing if isinstance(i, int) and 0 <= i < len(self._audio)])
 
-    def _send_audio(self) -> None:
+    def _send_audio(self, indices: Sequence[int] | None = None) -> None:
         if not self._audio:
             self.send({"type": "no-audio"})
             return
         count = len(self._audio)
-        for index, mp3 in enumerate(self._audio):
-            self.send({"type": "audio", "index": index, "count": count, "version": self._audio_version},
-                      buffers=[mp3])
+        for index in range(count) if indices is None else indices:
+            self.send({"type": "audio", "index": index, "count": count, "version": self._audio_version,
+                       "digest": self._audio_digests[index]}, buffers=[self._audio[index]])
 
 
 # ---- helpers for the kernel side: the exact byte formats the page expects -------------------
@@ -343,6 +459,10 @@ def energy_matrix(tracks: Sequence[np.ndarray]) -> list[list[float]]:
     if any(a.shape[0] not in (1, channels) for a in arrays):
         raise ValueError(f"tracks mix channel counts {[a.shape[0] for a in arrays]}")
     return gram(arrays).tolist()
+
+
+def _at(values: list, i: int, default):
+    return values[i] if i < len(values) else default
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -226,3 +226,175 @@ def test_works_from_file_url_and_with_two_views(browser, page_dir):
     assert page.get_attribute(".stemlab >> nth=1 >> .sl-panel[data-name='mid'] .sl-mute", "aria-pressed") == "true"
     assert errors == []
     page.close()
+
+
+# ---- zoom, loop, keyboard, busy: no kernel here, so zooming rescales the exported data -----------
+
+MODEL = "globalThis.__stemlabPage.model"
+
+
+def _window(page):
+    return page.evaluate(f"() => [{MODEL}.get('t0'), {MODEL}.get('t1')]")
+
+
+def _drag(page, box, start, stop, *, shift=False):
+    """Press at ``start``, move to ``stop`` (fractions of the plot's width), release."""
+    y = box["y"] + box["height"] / 2
+    if shift:
+        page.keyboard.down("Shift")
+    page.mouse.move(box["x"] + start * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + (start + stop) / 2 * box["width"], y)
+    page.mouse.move(box["x"] + stop * box["width"], y)
+    page.mouse.up()
+    if shift:
+        page.keyboard.up("Shift")
+
+
+def test_wheel_zooms_around_the_pointer_and_drag_selects(browser, server):
+    page, errors = _open(browser, f"{server}/view.html")
+    plot = page.locator('.sl-plot[data-name="mid"]')
+    box = plot.bounding_box()
+    before = plot.locator("canvas").evaluate("(c) => c.toDataURL()")
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)  # wheel up: zoom in, around the pointer
+    page.wait_for_function(f"() => {MODEL}.get('t1') - {MODEL}.get('t0') < {SECONDS} * 0.8")
+    t0, t1 = _window(page)
+    assert t0 > 0 and t1 < SECONDS
+    assert t0 + 0.3 * (t1 - t0) == pytest.approx(0.3 * SECONDS, abs=0.02)  # the time under the pointer stays
+    # No kernel refines the rows: the data stays the exported one, drawn rescaled, and no busy state.
+    assert page.evaluate(f"() => {PLAYER}.dataWindow()") == {"t0": 0, "t1": SECONDS}
+    assert page.evaluate("() => document.querySelector('.stemlab').className") == "stemlab"
+    page.wait_for_timeout(100)
+    assert plot.locator("canvas").evaluate("(c) => c.toDataURL()") != before
+    assert page.inner_text(".sl-axis-label") != "time"  # the window is shown
+
+    _drag(page, box, 0.2, 0.6)  # drag-select: zoom to the selection
+    z0, z1 = _window(page)
+    assert (z0, z1) == (pytest.approx(t0 + 0.2 * (t1 - t0), abs=0.02), pytest.approx(t0 + 0.6 * (t1 - t0), abs=0.02))
+    assert page.evaluate(f"() => {PLAYER}.position()") == 0  # a drag is no click: no seek
+
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 5)
+    page.keyboard.down("Shift")
+    page.mouse.wheel(0, 100)  # shift-wheel scrolls in time, same span
+    page.keyboard.up("Shift")
+    s0, s1 = _window(page)
+    assert s0 > z0 and s1 - s0 == pytest.approx(z1 - z0, rel=1e-6)
+    page.click(".sl-zoom .sl-tool:has-text('full')")
+    assert _window(page) == [0, SECONDS]
+    assert errors == []
+    page.close()
+
+
+def test_loop_repeats_sample_synced_then_clears(browser, server):
+    page, errors = _open(browser, f"{server}/view.html")
+    box = page.locator('.sl-plot[data-name="low"]').bounding_box()
+    _drag(page, box, 1 / SECONDS, 2.2 / SECONDS, shift=True)  # shift-drag: a loop, no zoom
+    loop = page.evaluate(f"() => {MODEL}.get('loop')")
+    assert loop == [pytest.approx(1.0, abs=0.03), pytest.approx(2.2, abs=0.03)] and _window(page) == [0, SECONDS]
+    assert page.locator(".sl-loop").is_visible() and page.locator(".sl-loop-button").get_attribute("aria-pressed") == "true"
+
+    page.click(".sl-play")
+    positions = []
+    for _ in range(30):
+        positions.append(page.evaluate(f"() => {PLAYER}.position()"))
+        time.sleep(0.1)
+    assert all(loop[0] - 1e-6 <= t <= loop[1] + 1e-6 for t in positions), positions
+    assert any(b < a for a, b in zip(positions, positions[1:])), "playback never wrapped back into the loop"
+    sources = page.evaluate(f"() => {PLAYER}.sources.map((s) => [s.loop, s.loopStart, s.loopEnd])")
+    assert len(sources) == 4 and all(s == [True, loop[0], loop[1]] for s in sources)  # the same span everywhere
+    assert page.evaluate(f"() => {PLAYER}.model.get('position')") <= loop[1]
+
+    page.click(".sl-loop-clear")  # cleared while playing: playback goes on past the loop's end
+    assert page.evaluate(f"() => {MODEL}.get('loop')") == [] and not page.locator(".sl-loop").is_visible()
+    page.wait_for_function(f"() => {PLAYER}.position() > {loop[1] + 0.3}", timeout=3000)
+    assert page.evaluate(f"() => {PLAYER}.sources.every((s) => !s.loop)")
+    page.click(".sl-play")
+
+    _drag(page, box, 0.5, 0.75)  # zoom, then loop what is visible
+    page.click(".sl-loop-button")
+    assert page.evaluate(f"() => {MODEL}.get('loop')") == _window(page)
+    page.click(".sl-loop-button")  # pressed again: cleared
+    assert page.evaluate(f"() => {MODEL}.get('loop')") == []
+    assert errors == []
+    page.close()
+
+
+def test_keyboard_space_plays_and_m_s_act_on_the_focused_row(browser, server):
+    page, errors = _open(browser, f"{server}/view.html")
+    page.evaluate("() => document.body.insertAdjacentHTML('beforeend', '<input id=outside>')")
+    mixer = f"() => [{MODEL}.get('muted'), {MODEL}.get('soloed'), {MODEL}.get('playing')]"
+    page.focus('.sl-panel[data-name="low"]')
+    page.keyboard.press("m")
+    page.keyboard.press("s")
+    assert page.evaluate(mixer) == [[False, True, False, False], [False, True, False, False], False]
+    page.keyboard.press("S")
+    page.click('.sl-plot[data-name="high"]')  # a click focuses the row's plot (and seeks)
+    page.keyboard.press("m")
+    assert page.evaluate(mixer) == [[False, True, False, True], [False] * 4, False]
+    page.focus('.sl-panel[data-kind="source"]')
+    page.keyboard.press("m")  # the source row has no mute
+    assert page.evaluate(mixer)[0] == [False, True, False, True]
+    page.keyboard.press(" ")
+    assert page.evaluate(mixer)[2] is True
+    page.keyboard.press(" ")
+    assert page.evaluate(mixer)[2] is False
+    # Keys typed outside the widget are not its own.
+    page.click("#outside")
+    page.keyboard.type("m s")
+    assert page.input_value("#outside") == "m s"
+    assert page.evaluate(mixer) == [[False, True, False, True], [False] * 4, False]
+    assert errors == []
+    page.close()
+
+
+def test_busy_state_after_200_ms_and_one_window_at_a_time_to_the_kernel(browser, server):
+    """The page behaves as with a kernel when ``shown`` is set (here from the page, as the kernel would)."""
+    page, errors = _open(browser, f"{server}/view.html")
+    shown = {"t0": 0, "t1": SECONDS, "view": "both", "scale": "log", "channels": "mid", "show": "stems"}
+    page.evaluate(f"(shown) => {MODEL}.set('shown', shown)", shown)
+    opacity = "() => Number(getComputedStyle(document.querySelector('.sl-busy')).opacity)"
+    early = page.evaluate(f"""async () => {{
+        const started = performance.now();
+        {MODEL}.set('busy', 'computing the residual');
+        const stale = document.querySelector('.stemlab').classList.contains('sl-stale');
+        await new Promise((r) => setTimeout(r, 50));
+        return [stale, ({opacity})(), performance.now() - started];
+    }}""")
+    assert early[0] is True
+    if early[2] < 180:  # (measured in the page: a loaded machine may take longer to come back)
+        assert early[1] == 0, early  # a short recomputation shows nothing
+    page.wait_for_function(f"() => ({opacity})() === 1", timeout=2000)  # shown after 200 ms
+    assert page.inner_text(".sl-busy") == "computing the residual\u2026"
+    page.wait_for_function("() => Number(getComputedStyle(document.querySelector('.sl-plot canvas')).opacity) < 0.5",
+                           timeout=2000)  # the stale rows dimmed
+    page.evaluate(f"() => {MODEL}.set('busy', '')")
+    page.wait_for_function(f"() => ({opacity})() === 0", timeout=2000)
+
+    # Another scale asked for: the spectrograms computed for "log" are not drawn under "mel".
+    spec_pixel = """() => { const c = document.querySelector('.sl-plot[data-name="mid"] canvas');
+        const g = c.getContext('2d'); return [...g.getImageData(c.width / 2, c.height * 0.8, 1, 1).data]; }"""
+    drawn = page.evaluate(spec_pixel)
+    page.evaluate(f"() => {MODEL}.set('scale', 'mel')")
+    page.wait_for_timeout(100)
+    blank = page.evaluate(spec_pixel)
+    assert blank != drawn and page.evaluate("() => document.querySelector('.stemlab').classList.contains('sl-stale')")
+    page.evaluate(f"(shown) => {MODEL}.set('shown', {{ ...shown, scale: 'mel' }})", shown)
+    page.wait_for_timeout(100)
+    assert page.evaluate(spec_pixel) == drawn  # (the same pictures: this page has no kernel to send others)
+
+    # Wheel: the page zooms at once, sends one window, and holds the next until the rows come back.
+    box = page.locator('.sl-plot[data-name="mid"]').bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 10)
+    page.mouse.wheel(0, -300)
+    first = _window(page)
+    page.mouse.wheel(0, -300)
+    page.mouse.wheel(0, -300)
+    assert _window(page) == first and page.evaluate(f"() => {PLAYER}.window().t1 - {PLAYER}.window().t0") < first[1] - first[0]
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.querySelector('.stemlab').classList.contains('sl-refining')")
+    page.evaluate(f"(w) => {MODEL}.set('shown', {{ ...{MODEL}.get('shown'), t0: w[0], t1: w[1] }})", first)
+    latest = _window(page)
+    assert latest[1] - latest[0] < first[1] - first[0]  # the held window went out
+    assert errors == []
+    page.close()

@@ -140,16 +140,36 @@ def test_need_audio_is_answered_with_one_message_per_track(sent):
     messages = sent(view)
     assert messages == []  # nothing is pushed before a page asks
     custom_message(view, {"type": "need-audio"})
+    digests = [m.pop("digest") for m, _ in messages]
     assert [m for m, _ in messages] == [{"type": "audio", "index": i, "count": 3, "version": 1} for i in range(3)]
     assert [b for _, b in messages] == [[mp3] for mp3 in FAKE_MP3S]
+    assert len(set(digests)) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", d) for d in digests)
 
     # A second page asks: same set, same version (pages that have it ignore the repeat).
     custom_message(view, {"type": "need-audio"})
     assert len(messages) == 6 and messages[3][0]["version"] == 1
-    # New audio goes to the pages at once, under a new version.
+    # New audio: the pages get its list of digests, and ask for what they have not decoded.
     view.set_audio(FAKE_MP3S[::-1])
-    assert [m["version"] for m, _ in messages[6:]] == [2, 2, 2]
-    assert messages[6][1] == [FAKE_MP3S[2]]
+    assert messages[6] == ({"type": "audio-list", "version": 2, "count": 3, "digests": digests[::-1]}, None)
+    custom_message(view, {"type": "need-audio", "version": 2, "missing": [0]})
+    assert messages[7] == ({"type": "audio", "index": 0, "count": 3, "version": 2, "digest": digests[2]},
+                           [FAKE_MP3S[2]])
+    custom_message(view, {"type": "need-audio", "version": 1, "missing": [0]})  # an old version: ignored
+    assert len(messages) == 8
+
+
+def test_the_same_audio_keeps_its_version_so_pages_decode_nothing(sent):
+    """The way back to a track list a page has seen: the same version and digests, no MP3 sent."""
+    view = three_tracks()
+    messages = sent(view)
+    custom_message(view, {"type": "need-audio"})
+    view.set_audio(FAKE_MP3S)
+    view.set_audio(FAKE_MP3S[:2] + [b"ID3 other"])
+    view.set_audio(FAKE_MP3S)
+    lists = [m for m, b in messages if m["type"] == "audio-list"]
+    assert [m["version"] for m in lists] == [1, 2, 1] and lists[0] == lists[2]
+    assert lists[0]["digests"][:2] == lists[1]["digests"][:2] != lists[1]["digests"]
+    assert all(b is None for _, b in messages[1:])
 
 
 def test_need_audio_before_set_audio(sent, tmp_path):
@@ -161,8 +181,10 @@ def test_need_audio_before_set_audio(sent, tmp_path):
     for i, mp3 in enumerate(FAKE_MP3S):
         paths.append(tmp_path / f"{i}.mp3")
         paths[-1].write_bytes(mp3)
-    view.set_audio(paths)  # paths work too; the page asked already, so it gets them now
-    assert [b for _, b in messages[1:]] == [[mp3] for mp3 in FAKE_MP3S]
+    view.set_audio(paths)  # paths work too; the page asked already, so it gets the list now
+    assert messages[1][0]["type"] == "audio-list" and messages[1][0]["count"] == 3
+    custom_message(view, {"type": "need-audio", "version": 1, "missing": [0, 1, 2]})
+    assert [b for _, b in messages[2:]] == [[mp3] for mp3 in FAKE_MP3S]
 
 
 def test_other_messages_are_ignored_and_set_audio_checks_the_count(sent):
@@ -263,16 +285,82 @@ def test_to_html_is_self_contained(tmp_path):
     data = re.search(r'<script type="application/json" id="stemlab-data">(.*?)</script>', html, re.S).group(1)
     assert "</" not in data  # nothing inside can close the script element
     payload = json.loads(data)
+    blobs = {key: base64.b64decode(text) for key, text in
+             re.findall(r'<script type="application/octet-stream" data-stemlab-blob="(\w+)">(.*?)</script>', html)}
     assert payload["esm"] == Path(__file__).resolve().parents[2].joinpath("stemlab/view/stemview.js").read_text()
-    state = payload["state"]
+    [scene] = payload["scenes"]
+    state = scene["state"]
     assert state["muted"] == [False, True, False] and state["playing"] is False
     assert state["db_label"] == "-80 .. 0 dBFS </script><b>"
-    assert base64.b64decode(state["waves"]["$bytes"]) == view.waves
-    assert state["specs"][1] == {"$bytes": ""}
+    assert blobs[state["waves"]["$blob"]] == view.waves
+    assert blobs[state["specs"][1]["$blob"]] == b""
+    assert [blobs[key] for key in scene["audio"]] == FAKE_MP3S
     assert set(state) >= {"_uid", "tracks", "duration", "view", "t0", "t1", "colormap", "energy", "gains_db"}
     assert "export default" in payload["esm"] and ".stemlab" in html  # the module and its CSS
 
 
+def test_a_page_stores_each_byte_string_once():
+    """Scenes that share audio or pictures (every set has the same source) embed them once."""
+    from stemlab.view.standalone import Scene, player_parts
+
+    view = three_tracks(waves=pack_waves(np.zeros((3, 1, 2, 1000))))
+    state = {name: getattr(view, name) for name in StemView.class_own_traits(sync=True)}
+    one = player_parts([Scene("a", state, FAKE_MP3S)], esm="", css="")
+    two = player_parts([Scene("a", state, FAKE_MP3S), Scene("b", state, FAKE_MP3S[::-1])], esm="", css="")
+    assert two.blob_bytes == one.blob_bytes
+    assert len(two.scripts) < len(one.scripts) + 2000
+
+
 def test_to_html_without_audio_still_renders_the_plots():
     html = three_tracks(waves=pack_waves(np.zeros((3, 1, 2, 1000)))).to_html()
-    assert 'data-stemlab-audio="0"' not in html and '"waves":{"$bytes":' in html
+    payload = json.loads(re.search(r'id="stemlab-data">(.*?)</script>', html, re.S).group(1))
+    assert payload["scenes"][0]["audio"] == [] and "$blob" in payload["scenes"][0]["state"]["waves"]
+
+
+# ---- the mixer follows the rows by name; controls, loop and what the data shows -------------------
+
+def test_mixer_settings_follow_names_and_come_back():
+    """The explorer's stems -> residual -> stems: every stem gets its settings back, the source keeps its own."""
+    view = three_tracks()
+    view.gains_db, view.muted, view.soloed = [-3.0, -6.0, 2.0], [False, True, False], [False, False, True]
+    residual = [{"name": "source", "kind": "source"}, {"name": "stem sum", "kind": "sum"},
+                {"name": "residual", "kind": "residual"}]
+    stems = view.tracks
+    view.tracks = residual
+    assert view.gains_db == [-3.0, 0.0, 0.0] and view.muted == [False] * 3 and view.soloed == [False] * 3
+    view.gains_db = [-4.0, 0.0, -12.0]
+    view.tracks = stems
+    assert view.gains_db == [-4.0, -6.0, 2.0] and view.muted == [False, True, False]
+    assert view.soloed == [False, False, True]
+    view.tracks = residual
+    assert view.gains_db == [-4.0, 0.0, -12.0]
+    view.tracks = [stems[2], stems[0]]  # reordered: by name, not by place
+    assert view.gains_db == [2.0, -4.0] and view.soloed == [True, False]
+
+
+def test_controls_loop_and_shown_traits():
+    view = three_tracks()
+    assert view.controls == ["zoom", "loop"] and view.loop == [] and view.shown == {} and view.busy == ""
+    assert (view.scale, view.channels, view.show) == ("log", "mid", "stems")
+    view.loop = [1.0, 2.5]
+    assert view.loop == [1.0, 2.5]
+    view.loop = [5.0, 99.0]  # clipped to the duration
+    assert view.loop == [5.0, 6.0]
+    view.loop = []
+    for name, value in [("scale", "bark"), ("channels", "left"), ("show", "sum"), ("controls", ["volume"]),
+                        ("loop", [2.0, 1.0]), ("loop", [1.0]), ("loop", [7.0, 8.0]), ("loop", [0.0, float("inf")])]:
+        with pytest.raises(TraitError):
+            setattr(view, name, value)
+
+
+def test_to_html_keeps_only_the_controls_a_page_without_kernel_can_serve():
+    view = three_tracks(controls=["view", "scale", "channels", "show", "zoom", "loop"], t0=1.0, t1=3.0,
+                        shown={"t0": 1.0, "t1": 2.0, "view": "both"}, busy="computing", loop=[1.5, 1.75])
+    page = view.page_state()  # what to_html embeds (for pages that build their own)
+    assert page["controls"] == ["zoom", "loop"] and page["shown"] == {} and page["playing"] is False
+    data = re.search(r'<script type="application/json" id="stemlab-data">(.*?)</script>', view.to_html(), re.S)
+    payload = json.loads(data.group(1))
+    state = payload["scenes"][0]["state"] if "scenes" in payload else payload["state"]
+    assert state["controls"] == ["zoom", "loop"] and state["shown"] == {} and state["busy"] == ""
+    assert (state["t0"], state["t1"]) == (1.0, 2.0)  # the window the data is for
+    assert state["loop"] == [1.5, 1.75]
