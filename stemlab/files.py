@@ -40,9 +40,25 @@ __all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_json", "save_npy",
 T = TypeVar("T")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux says it (/proc), else by the
+    classic set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, *, durable: bool = True) -> Iterator[BinaryIO]:
-    """A binary file that appears at ``path`` only when the ``with`` block completes.
+    """A binary file that appears at ``path`` only when the ``with`` block completes, with the
+    mode a plain ``open()`` gives (0644 under the usual umask).
 
     ``durable`` also fsyncs before the rename: wanted for records (a job id must survive a
     crash), not for derived data.
@@ -51,6 +67,7 @@ def atomic_file(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Bi
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open() would give: mkstemp's 0600 is for secrets
         with os.fdopen(fd, "wb") as f:
             yield f
             if durable:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 from .terminal import printable
 
-__all__ = ["byte_bar", "job_bar", "above_bars"]
+__all__ = ["progress_bar", "byte_bar", "job_bar", "above_bars"]
 
 
 class _Bar:
@@ -79,12 +79,12 @@ class _Bar:
                 self._bar.refresh()
 
 
-def _tqdm(**kwargs):
+def progress_bar(**kwargs):
     """A ``tqdm.auto`` bar (``leave=False`` unless given). In a notebook, where that bar is a
     widget, the finished bar becomes its last line as text, so a saved notebook holds no view of
     a closed widget ("Error displaying widget: model not found" on reopen).
 
-    >>> with _tqdm(desc="demo", total=2, disable=True) as bar:
+    >>> with progress_bar(desc="demo", total=2, disable=True) as bar:
     ...     bar.update(2)
     """
     from tqdm.auto import tqdm
@@ -123,7 +123,7 @@ def _text_when_done(base):
 def byte_bar(*, desc: str, enabled: bool = True, files: int = 0) -> Iterator[_Bar]:
     """A bar counting bytes. With ``files``, it stays at 0 until that many sizes are known
     (:meth:`_Bar.sized`), then moves towards their sum; without, its total grows (:meth:`_Bar.grow`)."""
-    bar = _tqdm(desc=desc, total=0, unit="B", unit_scale=True, unit_divisor=1024) if enabled else None
+    bar = progress_bar(desc=desc, total=0, unit="B", unit_scale=True, unit_divisor=1024) if enabled else None
     try:
         yield _Bar(bar, files=files)
     finally:
@@ -134,7 +134,7 @@ def byte_bar(*, desc: str, enabled: bool = True, files: int = 0) -> Iterator[_Ba
 @contextlib.contextmanager
 def job_bar(*, desc: str, enabled: bool = True) -> Iterator[_Bar]:
     """A bar for a provider job: percent when the provider reports it, elapsed time otherwise."""
-    bar = _tqdm(desc=desc, total=100, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+    bar = progress_bar(desc=desc, total=100, unit="%", bar_format="{desc}: {percentage:3.0f}%|{bar}| "
                 "{elapsed} {postfix}") if enabled else None
     try:
         yield _Bar(bar)

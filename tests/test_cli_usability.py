@@ -129,7 +129,7 @@ def test_the_byte_bar_never_goes_back(sandbox, settings, monkeypatch):
     from stemlab.fetching import fetch
 
     screen = io.StringIO()
-    monkeypatch.setattr(stemlab.progress, "_tqdm", lambda **kw: tqdm(file=screen, mininterval=0, miniters=1,
+    monkeypatch.setattr(stemlab.progress, "progress_bar", lambda **kw: tqdm(file=screen, mininterval=0, miniters=1,
                                                                      ncols=120, leave=False, **kw))
     fetch("cqtai", clip_id=CLIP_ID, settings=settings, progress=True)
     seen = _percentages(screen.getvalue(), "cqtai stems")

@@ -1,6 +1,10 @@
 """The built-in demo: the song's true stems, the sandbox library built from them, ``stemlab demo``."""
 
+import base64
 import io
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -35,8 +39,24 @@ def test_stemlab_demo_separates_fetches_checks_and_reports(demo_run):
     assert all(" yes " in line for line in rows.values())
     assert "drums +" in rows["local hpss"] and "identical" in rows["cqtai 12 stems"]
     page = report.read_text()
-    assert page.count("<audio") >= 20 and "data-mp3-key" in page and "<iframe" in page
     assert "Scores against the true stems" in page
+    assert report.stat().st_size <= 10_000_000 and report.stat().st_mode & 0o777 == 0o644  # mailable, readable
+    payload = json.loads(re.search(r'id="stemlab-data">(.*?)</script>', page, re.S).group(1))
+    scenes = {scene["label"]: scene for scene in payload["scenes"]}
+    assert list(scenes) == ["true stems", *rows]  # every set on the one player
+    assert len(scenes["true stems"]["audio"]) == 10  # the source and the 9 audible stems; silent ones get none
+    assert scenes["cqtai 12 stems"]["audio"][1:] == scenes["true stems"]["audio"][1:]  # identical stems, once
+    blobs = dict(re.findall(r'data-stemlab-blob="(\w+)">(.*?)</script>', page, re.S))
+    assert all(base64.b64decode(blobs[key][:8])[:4] == b"OggS" for scene in scenes.values() for key in scene["audio"])
+    kbps = re.search(r"Ogg Opus at (\d+) kbit/s", page).group(1)
+    assert f"audio Ogg Opus {kbps} kbit/s" in text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    quoted = float(re.search(r"demo-report\.html  \(([\d.]+) MB", readme).group(1))
+    assert abs(quoted - report.stat().st_size / 1e6) < 0.5, "update the report size the README quotes"
+    # the page and the terminal report the same span; the table fits 80 columns
+    assert re.search(r"in (\d+) s\.", page).group(1) == re.search(r"made in (\d+) s", text).group(1)
+    table = text.split("\n\n")[1].splitlines()
+    assert table[0].startswith("set ") and len(table) > 9 and max(map(len, table)) <= 80
     manifests = {p: p.stat().st_mtime_ns for p in (cache / "sets").glob("*/manifest.json")}
     again = io.StringIO()
     assert run_demo(cache_dir=str(cache), progress=False, out=again) == 0

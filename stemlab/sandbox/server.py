@@ -167,6 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 60  # idle keep-alive connections close after this many seconds
     disable_nagle_algorithm = True  # headers and body go out in separate writes
+    recorded = False  # this request is in the sandbox's log (set per request by Sandbox._handle)
     server: _Server
 
     def setup(self) -> None:
@@ -422,15 +423,14 @@ class Sandbox:
 
     def _handle(self, handler: _Handler) -> None:
         method, raw_path = handler.command, handler.path
+        handler.recorded = False
         status: int | None = None
-        recorded = False
         try:
             body = handler.read_body()
             response = self._respond(handler, method, raw_path, body)
             if response is not None:
                 status = response.status
-                self._record(method, raw_path, status)  # before the client can see the answer
-                recorded = True
+                self._record(handler, status)  # before the client can see the answer
                 self._send(handler, response, head_only=method == "HEAD")
         except (ConnectionError, OSError):
             handler.close_connection = True
@@ -442,12 +442,19 @@ class Sandbox:
             except OSError:
                 handler.close_connection = True
         finally:
-            if not recorded:
-                self._record(method, raw_path, status)
+            self._record(handler, status)
 
-    def _record(self, method: str, raw_path: str, status: int | None) -> None:
+    def _record(self, handler: _Handler, status: int | None) -> None:
+        """Log the request once, before the client can see its answer (or its connection cut)."""
+        if handler.recorded:
+            return
+        handler.recorded = True
         with self._book.lock:
-            self._book.requests.append((method, raw_path, status))
+            self._book.requests.append((handler.command, handler.path, status))
+
+    def _abort(self, handler: _Handler) -> None:
+        self._record(handler, None)
+        handler.abort()
 
     def _respond(self, handler: _Handler, method: str, raw_path: str, body: bytes) -> Response | None:
         """The response to send (``None``: the connection was closed without one)."""
@@ -483,7 +490,7 @@ class Sandbox:
             self._book.record_submit(provider, body, None, fault.kind)
         if fault.kind == "delay":
             if self._stopping.wait(fault.seconds):
-                handler.abort()
+                self._abort(handler)
                 return None
             return produce(fault.kind)
         if fault.kind == "redirect":
@@ -509,12 +516,12 @@ class Sandbox:
         if html:
             return Response(200, {"Content-Type": "text/html; charset=utf-8"}, b"<html>oops</html>")
         if fault.kind == "drop" and route != "download":
-            handler.abort()
+            self._abort(handler)
             return None
         response = produce(fault.kind)
         if fault.kind == "hang_after_accept":
             self._stopping.wait(fault.seconds)
-            handler.abort()
+            self._abort(handler)
             return None
         if fault.kind == "malformed":  # truncated: processed, body cut, framing correct
             whole = b"".join(response.chunks(response.size, _CHUNK))

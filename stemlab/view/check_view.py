@@ -37,8 +37,9 @@ def plot(report, ax=None):
     return report
 
 
-def html(report) -> str:
-    """The notebook repr: verdict, problems, a row per stem, and the plot as a small PNG."""
+def html(report, *, picture: bool = True) -> str:
+    """The notebook repr: verdict, problems, a row per stem, and (with ``picture``) the plot as a
+    small PNG."""
     verdict = ("<b style='color:#1e8449'>the stems recombine to the source</b>" if report.ok else
                "<b style='color:#c0392b'>the stems do not recombine to the source</b>")
     rows = "".join(
@@ -53,7 +54,8 @@ def html(report) -> str:
     steps = "".join(f"<li>{_html.escape(str(step))}</li>" for step in report.steps)
     summary = (f"source {report.source_duration:.3f} s · lag {report.lag_samples} samples "
                f"({1000 * report.lag_s:+.1f} ms) · {report.level_text} · residual {report.residual_db:.1f} dB")
-    picture = figure_png(lambda ax: plot(report, ax=ax), figsize=(7, 0.3 * len(report.stems) + 1.3), dpi=80)
+    picture = figure_png(lambda ax: plot(report, ax=ax), figsize=(7, 0.3 * len(report.stems) + 1.3),
+                         dpi=80) if picture else ""
     done = f"<details><summary>conformed: {len(report.steps)} step(s)</summary><ul>{steps}</ul></details>" \
         if steps else ""
     return (f"<div>{verdict}<br><small>{summary}</small>{f'<ul>{problems}</ul>' if problems else ''}"

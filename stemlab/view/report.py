@@ -1,77 +1,164 @@
-"""A self-contained HTML report of several stem sets: players, pictures, checks and scores.
+"""A self-contained HTML report of several stem sets: one synced player first, then the numbers.
 
-Everything is inside the one file: pictures as PNG data, audio as MP3 bytes (each distinct file
-once, played through ``blob:`` URLs), the synced stem player of the reference set as an embedded
-page. Nothing is fetched when it is viewed; it works from ``file://``.
+The page opens on the player (a :class:`~stemlab.view.widget.StemView`) beside a list of the
+sets, each with its verdict in one line. Choosing a set puts it on the player at the same
+position, playing on, so any set can be A/B'd against the true stems (one button) or against
+its own source (the player's A/B switch). The scores table and each set's recombination check
+follow; a check's plot is shown only when something is off.
 
->>> html = render_report("Demo", sections=[section("true stems", song, check(song))])   # doctest: +SKIP
+The audio is Ogg Opus (Web Audio decodes it in Chromium, Firefox and recent Safari), each distinct
+file embedded once, at a bitrate chosen so the audio fits :data:`AUDIO_BUDGET`; silent stems get
+no player. Nothing is fetched when the page is viewed; it works from ``file://``.
+
+>>> page = render_report("Demo", sections=[section("true stems", song, check(song))])   # doctest: +SKIP
+>>> page.size_bytes < 10e6, page.audio_kbps                                              # doctest: +SKIP
+(True, 40)
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
-import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
-from ..dsp import is_silent
-from .html import audio_player
-from .rows import compute_rows
-from .snapshot import snapshot_png
-from .spectrogram import colormap_lut
+from ..analysis.compare import score_text
+from ..files import sha256_of
+from .scene import player_state
+from .standalone import Scene, player_parts
 from .tracks import prepare_tracks, tracks_of
 
-__all__ = ["Section", "section", "render_report"]
+__all__ = ["Section", "section", "Report", "render_report", "score_of", "scores_line", "verdict_text", "AUDIO_BUDGET"]
+
+AUDIO_BUDGET = 8_000_000  # bytes of embedded audio (base64), so the demo's page stays under 10 MB
+KBPS_RANGE = (24, 96)  # Opus kbit/s: 24 is still clean speech and decent music, 96 is transparent
+HERE = Path(__file__).parent
+COLUMNS, ROWS = 800, 56  # each row's waveform columns and spectrogram bins in the page
 
 CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px auto; max-width: 1100px;
-       color: #1f2328; padding: 0 16px; }
-h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; }
-h3 { font-size: 15px; margin-bottom: 4px; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 2px 10px; text-align: right; }
-th { border-bottom: 1px solid #bbb; } td:first-child, th:first-child { text-align: left; }
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px auto; max-width: 1280px;
+       color: #1f2328; padding: 0 12px; }
+h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin: 18px 0 4px; }
+.lead { margin: 0 0 10px; color: #444; }
+.listen { display: grid; grid-template-columns: minmax(0, 1fr) 310px; gap: 12px; align-items: start; }
+.sets { display: flex; flex-direction: column; gap: 4px; }
+.sets button { text-align: left; font: inherit; padding: 5px 8px; border: 1px solid #d0d7de; border-radius: 6px;
+               background: #f6f8fa; cursor: pointer; color: inherit; }
+.sets button[aria-pressed="true"] { border-color: #0969da; background: #ddf4ff; }
+.sets b { display: block; font-size: 13px; } .sets span { display: block; font-size: 12px; color: #57606a; }
+.sets .bad { color: #b03a2e; font-weight: 600; }
+.abbar { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: center; margin: 0 0 6px; font-size: 13px; }
+.abbar button { font: inherit; padding: 3px 10px; border: 1px solid #0969da; border-radius: 6px; background: #fff;
+                color: #0969da; cursor: pointer; }
+.table { overflow-x: auto; } table { border-collapse: collapse; margin: 8px 0; }
+td, th { padding: 2px 10px; text-align: right; } th { border-bottom: 1px solid #bbb; }
+td:first-child, th:first-child { text-align: left; }
 .bad { color: #b03a2e; font-weight: 600; } .good { color: #1e8449; } .muted { color: #888; }
-.players { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 6px 0 14px; }
-.players div { display: flex; align-items: center; gap: 6px; } .players span { min-width: 110px; }
-audio { height: 28px; width: 220px; } img.rows { max-width: 100%; border: 1px solid #eee; }
-iframe.player { width: 100%; border: 1px solid #ddd; border-radius: 4px; }
-.note { color: #555; font-size: 13px; }
+.note { color: #555; font-size: 13px; } details { margin: 4px 0 10px; } summary { cursor: pointer; }
+img { max-width: 100%; height: auto; }
+@media (max-width: 900px) {
+  .listen { grid-template-columns: minmax(0, 1fr); }
+  body { padding: 0 6px; } td, th { padding: 2px 6px; }
+}
+@media (max-width: 520px) {  /* a phone: the player's mixer column narrows, the plots keep the rest */
+  body .stemlab { min-width: 0; --sl-panel-w: 128px; }
+  body .stemlab .sl-db, body .stemlab .sl-match { min-width: 30px; } body .stemlab .sl-time { min-width: 0; }
+}
 """
 
-# Gives every <audio data-mp3="key"> a blob: URL made from the embedded MP3 with that key.
-AUDIO_JS = """
-for (const tag of document.querySelectorAll("script[data-mp3-key]")) {
-  const raw = atob(tag.textContent.trim());
-  const bytes = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-  const url = URL.createObjectURL(new Blob([bytes], { type: "audio/mpeg" }));
-  for (const audio of document.querySelectorAll(`audio[data-mp3="${tag.dataset.mp3Key}"]`)) audio.src = url;
-}
+# The set list and the A/B-with-the-truth button drive the page's player (standalone.py's shim).
+PAGE_JS = """
+const page = () => globalThis.__stemlabPage;
+const buttons = [...document.querySelectorAll(".sets button[data-scene]")];
+const truth = Number(document.querySelector(".listen").dataset.truth);
+const label = document.getElementById("now-playing");
+const ab = document.getElementById("ab-truth");
+let before = null; // the set to return to from the truth
+const mark = (index) => {
+  buttons.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.scene) === index)));
+  label.textContent = page().scenes[index];
+  ab.textContent = index === truth ? (before === null ? "A/B: choose a set first" : `back to ${page().scenes[before]}`)
+    : "A/B with the true stems";
+  ab.disabled = index === truth && before === null;
+};
+document.addEventListener("stemlab:scene", (event) => mark(event.detail.index));
+buttons.forEach((b) => b.addEventListener("click", () => { before = null; page().show(Number(b.dataset.scene)); }));
+ab.addEventListener("click", () => {
+  const now = page().current();
+  if (now === truth && before !== null) { const back = before; before = null; page().show(back); }
+  else if (now !== truth) { before = now; page().show(truth); }
+});
+let tries = 0;
+const ready = setInterval(() => {
+  if (page() || ++tries > 600) clearInterval(ready);  // the player is up (or, after 30 s, never will be)
+  if (page()) mark(page().current());
+}, 50);
 """
 
 
 @dataclass
 class Section:
-    """One stem set in a report."""
+    """One stem set in a report: its check and its scores against the truth (if any)."""
 
     title: str
     stemset: object
     check: object | None = None
     description: str = ""
     scores: list[dict] = field(default_factory=list)
-    player_html: str | None = None  # an embedded interactive page (e.g. the reference set's explorer)
 
 
-def section(title: str, stemset, check=None, *, description: str = "", scores=(), player_html=None) -> Section:
-    return Section(title, stemset, check, description, list(scores), player_html)
+def section(title: str, stemset, check=None, *, description: str = "", scores=()) -> Section:
+    return Section(title, stemset, check, description, list(scores))
 
 
-def _fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return "identical" if value == math.inf else f"{value:+.1f}"
+@dataclass(frozen=True)
+class Report:
+    """The page, and the audio that went into it."""
+
+    html: str
+    audio_kbps: int
+    audio_bytes: int  # the distinct files embedded, before base64
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+
+def score_of(row: dict, key: str = "si_sdr_improvement") -> str:
+    """A score from a row of :meth:`~stemlab.analysis.compare.Comparison.scores`, as the report
+    and the demo print it: "identical" for a stem identical to the truth (never the huge finite
+    number an SI-SDR of identical signals can come out as), else signed dB.
+
+    >>> score_of({"identical": True, "si_sdr_improvement": 156.5}), score_of({"identical": False, "si_sdr_improvement": 3.04})
+    ('identical', '+3.0')
+    """
+    if row.get("identical"):
+        return "identical"
+    value = row[key]
+    return "" if value is None else score_text(value, 1, sign=True, silent="")
+
+
+def scores_line(scores: list[dict]) -> str:
+    """How far each audible stem improves on the mix, in one line ("" without scores).
+
+    >>> scores_line([{"stem": "drums", "silent": False, "identical": False, "si_sdr_improvement": 4.81}])
+    'drums +4.8'
+    """
+    audible = [row for row in scores if not row["silent"]]
+    if audible and all(row["identical"] for row in audible):
+        return f"identical to the true stems ({len(audible)} audible)"
+    return ", ".join(f"{row['stem']} {score_of(row)}" for row in audible)
+
+
+def verdict_text(sec: Section) -> str:
+    """One line: whether the set recombines, and how far each audible stem improves on the mix."""
+    if sec.check is not None and not sec.check.ok:
+        problem = sec.check.problems[0] if sec.check.problems else "see its check"
+        return f"does NOT recombine: {problem}"
+    line = scores_line(sec.scores)
+    return "recombines" + (f"; {line}" if line.startswith("identical") else f"; vs the mix (dB): {line}" if line else "")
 
 
 def _scores_table(sections: Sequence[Section]) -> str:
@@ -79,54 +166,89 @@ def _scores_table(sections: Sequence[Section]) -> str:
     for sec in sections:
         for row in sec.scores:
             improvement = row["si_sdr_improvement"]
-            cls = "muted" if row["silent"] else ("good" if improvement > 0 else "bad")
-            note = ("silent" if row["silent"] else
-                    "identical to the truth (the sandbox served the true stems)" if row["identical"] else "")
+            cls = "muted" if row["silent"] else ("good" if row["identical"] or improvement > 0 else "bad")
+            note = "silent" if row["silent"] else ("the sandbox served the true stems" if row["identical"] else "")
             rows.append(f"<tr><td>{html.escape(sec.title)}</td><td>{html.escape(row['stem'])}</td>"
-                        f"<td>{_fmt(row['si_sdr'])}</td><td class='{cls}'>{_fmt(improvement)}</td>"
+                        f"<td>{score_of(row, 'si_sdr')}</td><td class='{cls}'>{score_of(row)}</td>"
                         f"<td class='muted'>{note}</td></tr>")
     if not rows:
         return ""
-    return ("<table><thead><tr><th>set</th><th>stem</th><th>SI-SDR (dB)</th><th>improvement over the mix (dB)</th>"
-            f"<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return ("<div class='table'><table><thead><tr><th>set</th><th>stem</th><th>SI-SDR (dB)</th>"
+            f"<th>improvement over the mix (dB)</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def _picture(stemset, *, columns: int = 800) -> str:
-    tracks = tracks_of(stemset)
-    prepare_tracks(tracks)
-    rows = compute_rows(tracks, 0.0, stemset.duration, columns=columns, rows=48)
-    png = snapshot_png([t.name for t in tracks], waves=rows.waves, specs=rows.displays, colormap=colormap_lut(),
-                       silent=[t.silent for t in tracks], width=columns + 110, row_height=22)
-    return f"<img class='rows' alt='waveforms and spectrograms' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+def _players(sections: Sequence[Section]) -> list[list[tuple[object, object, str]]]:
+    """Per section, ``(track, stem, sha256 of its file)`` for the source and every audible stem
+    (prepared)."""
+    out = []
+    for sec in sections:
+        pairs = list(zip(tracks_of(sec.stemset), sec.stemset.tracks()))
+        prepare_tracks([track for track, _ in pairs])
+        playable = [(track, stem) for track, stem in pairs if track.kind == "source" or not track.silent]
+        out.append([(track, stem, sha256_of(stem.path)) for track, stem in playable or pairs])  # all silent: all
+    return out
 
 
-def _silent(track) -> bool:
-    return is_silent(track.audio)
+def _kbps(seconds: float) -> int:
+    """The Opus bitrate that puts ``seconds`` of distinct audio within :data:`AUDIO_BUDGET`."""
+    fit = AUDIO_BUDGET * 3 / 4 * 8 / 1000 / max(seconds, 1.0)  # base64 carries 3 bytes in 4
+    return int(min(max(fit, KBPS_RANGE[0]), KBPS_RANGE[1]))
 
 
-def _encode_players(sections: Sequence[Section]) -> dict[int, bytes]:
-    """MP3 bytes of every track that gets a player. Missing MP3s are encoded in parallel processes,
-    once per distinct file (the local sets all share the same source, for instance)."""
-    from ..files import sha256_of
+def _encode(players, progress: Callable[[float], None], share: float) -> tuple[dict[str, Path], int]:
+    """Opus files of every distinct source file (by content), cached in each stem's ``derived/``."""
     from ..encode import encode_files
 
-    tracks = [t for sec in sections if sec.player_html is None
-              for t in sec.stemset.tracks()
-              if t.name == "source" or not _silent(t)]
-    content = {id(t): sha256_of(t.path) for t in tracks if not t.mp3_path.exists()}
-    first: dict[str, object] = {}  # one track per distinct file
-    for t in tracks:
-        if id(t) in content:
-            first.setdefault(content[id(t)], t)
-    encode_files([(t.path, t.mp3_path) for t in first.values()])
-    return {id(t): (first[content[id(t)]] if id(t) in content else t).mp3_bytes() for t in tracks}
+    first: dict[str, object] = {}
+    for rows in players:
+        for track, stem, digest in rows:
+            first.setdefault(digest, (track, stem))
+    kbps = _kbps(sum(track.audio.shape[1] / track.sr for track, _ in first.values()))
+    targets = {digest: stem.derived_path(f"player-opus{kbps}", ".opus") for digest, (_, stem) in first.items()}
+    jobs = [(stem.path, targets[digest]) for digest, (_, stem) in first.items() if not targets[digest].exists()]
+    done = [0]
+
+    def finished(_target):
+        done[0] += 1
+        progress(share * done[0] / max(len(jobs), 1))
+
+    encode_files(jobs, codec="opus", kbps=kbps, on_done=finished)
+    return targets, kbps
 
 
-def render_report(title: str, *, sections: Sequence[Section], intro_html: str = "") -> str:
-    """The whole report page (see the module docstring)."""
-    audio: dict[str, bytes] = {}
-    encoded = _encode_players(sections)
-    body = [f"<h1>{html.escape(title)}</h1>", intro_html]
+def render_report(title: str, *, sections: Sequence[Section], intro_html: str = "", truth: int = 0,
+                  progress: Callable[[float], None] | None = None) -> Report:
+    """The whole report (see the module docstring). ``sections[truth]`` is the set the A/B button
+    compares with; ``progress(fraction)`` is told how far the work is, from 0 to 1."""
+    progress = progress or (lambda fraction: None)
+    players = _players(sections)
+    progress(0.2)
+    targets, kbps = _encode(players, progress=lambda f: progress(0.2 + f), share=0.6)
+    scenes = []
+    for i, (sec, rows) in enumerate(zip(sections, players)):
+        state = player_state([track for track, _, _ in rows], columns=COLUMNS, rows=ROWS)
+        scenes.append(Scene(sec.title, state, [targets[digest].read_bytes() for _, _, digest in rows]))
+        progress(0.8 + 0.2 * (i + 1) / len(sections))
+    parts = player_parts(scenes, esm=HERE.joinpath("stemview.js").read_text(encoding="utf-8"),
+                         css=HERE.joinpath("stemview.css").read_text(encoding="utf-8"))
+    distinct = len(targets)
+    audio_bytes = sum(p.stat().st_size for p in targets.values())
+
+    buttons = "".join(
+        f"<button type='button' data-scene='{i}' aria-pressed='{str(i == 0).lower()}'>"
+        f"<b>{html.escape(sec.title)}</b><span class='{'bad' if sec.check is not None and not sec.check.ok else ''}'>"
+        f"{html.escape(verdict_text(sec))}</span></button>" for i, sec in enumerate(sections))
+    silent = [[s.name for s in sec.stemset if s.name not in {stem.name for _, stem, _ in rows}]
+              for sec, rows in zip(sections, players)]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<div class='lead'>{intro_html}</div>",
+            f"<section class='listen' data-truth='{truth}'><div><div class='abbar'>on the player: "
+            f"<b id='now-playing'>{html.escape(sections[0].title)}</b><button type='button' id='ab-truth'>"
+            f"A/B with the true stems</button><span class='note'>keeps the position; the player's own A/B "
+            f"switch compares the stems with their source</span></div>{parts.root}</div>"
+            f"<div class='sets' aria-label='stem sets'>{buttons}</div></section>",
+            f"<p class='note'>Audio: Ogg Opus at {kbps} kbit/s (48 kHz), {distinct} distinct files embedded once "
+            f"({audio_bytes / 1e6:.1f} MB); silent stems have no player. Scores and checks are computed on the "
+            f"original files, not on this audio.</p>"]
     table = _scores_table(sections)
     if table:
         body += ["<h2>Scores against the true stems</h2>",
@@ -135,32 +257,22 @@ def render_report(title: str, *, sections: Sequence[Section], intro_html: str = 
                  "<i>oracle</i> masks are the best any masking method can do on this mix. Listen too: the same "
                  "score can sound very different.</p>", table]
     body.append("<h2>The sets</h2>")
-    for sec in sections:
-        s = sec.stemset
+    for sec, quiet in zip(sections, silent):
         body.append(f"<h3>{html.escape(sec.title)}</h3>")
         if sec.description:
             body.append(f"<p class='note'>{html.escape(sec.description)}</p>")
-        if sec.player_html is not None:
-            height = 110 + 50 * (len(s) + 1)
-            body.append(f"<iframe class='player' style='height:{height}px' sandbox='allow-scripts' "
-                        f"srcdoc=\"{html.escape(sec.player_html, quote=True)}\"></iframe>")
-        else:
-            body.append(_picture(s))
-            players = []
-            for track in s.tracks():
-                if track.name != "source" and _silent(track):
-                    players.append(f"<div><span>{html.escape(track.name)}</span><i class='muted'>silent</i></div>")
-                    continue
-                data = encoded[id(track)]
-                key = hashlib.sha256(data).hexdigest()[:16]
-                audio.setdefault(key, data)
-                players.append(f"<div><span>{html.escape(track.name)}</span>{audio_player(title=track.name, key=key)}"
-                               f"</div>")
-            body.append(f"<div class='players'>{''.join(players)}</div>")
+        line = f"{len(sec.stemset)} stems; {verdict_text(sec)}"
+        if quiet:
+            line += f"; silent: {', '.join(quiet)}"
+        body.append(f"<p>{html.escape(line)}</p>")
         if sec.check is not None:
-            body.append(sec.check._repr_html_())
-    scripts = "".join(f"<script type='application/octet-stream' data-mp3-key='{key}'>"
-                      f"{base64.b64encode(data).decode('ascii')}</script>" for key, data in audio.items())
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='generator' content='stemlab'>"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>{''.join(body)}{scripts}"
-            f"<script>{AUDIO_JS}</script></body></html>")
+            from .check_view import html as check_html
+
+            body.append(f"<details{' open' if not sec.check.ok else ''}><summary>its recombination check"
+                        f"</summary><div class='table'>{check_html(sec.check, picture=not sec.check.ok)}</div>"
+                        f"</details>")
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' "
+            f"content='stemlab'><title>{html.escape(title)}</title><style>{CSS}</style>{parts.css}</head>"
+            f"<body>{''.join(body)}{parts.scripts}<script type='module'>{PAGE_JS}</script></body></html>")
+    return Report(page, kbps, audio_bytes)
