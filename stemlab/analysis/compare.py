@@ -44,7 +44,7 @@ from ..taxonomy import common_groups, stems_in_group
 from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, silence_threshold, sum_tracks
 from .metrics import evaluate, si_sdr
 
-__all__ = ["group_audio", "compare", "Comparison", "METRICS", "score_text"]
+__all__ = ["group_audio", "compare", "Comparison", "METRICS", "score_text", "as_text"]
 
 METRICS = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr",
            "loudness_db", "leakage")
@@ -73,6 +73,17 @@ def score_text(value: float, digits: int = 2, *, sign: bool = False, silent: str
     if value == math.inf:
         return "identical"
     return f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def as_text(table, digits: int = 2):
+    """Every cell of a table of scores as :func:`score_text`.
+
+    >>> import pandas as pd
+    >>> as_text(pd.DataFrame({"a": [1.234, float("nan"), float("inf")]})).a.tolist()
+    ['1.23', 'silent', 'identical']
+    """
+    cell = lambda value: score_text(value, digits)  # noqa: E731
+    return table.map(cell) if hasattr(table, "map") else table.applymap(cell)  # pandas < 2.1: applymap
 
 
 # ------------------------------------------------------------------------------------ compare
@@ -119,7 +130,7 @@ class Comparison(Rendered):
         wide = rows.pivot_table(index="stem", columns="set", values="value", sort=False, dropna=False)
         if digits is None:
             return wide
-        return wide.map(score_text, digits=digits) if hasattr(wide, "map") else wide.applymap(score_text, digits=digits)
+        return as_text(wide, digits)
 
     def pairs(self, *, both_directions: bool = False) -> list[str]:
         """The ``set`` labels of the agreement rows: "A vs B" for A before B (and "B vs A")."""

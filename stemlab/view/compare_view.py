@@ -169,9 +169,9 @@ def formatted(table):
     >>> formatted(pd.DataFrame({"a": [1.234, float("nan"), float("inf")]})).a.tolist()
     ['1.23', 'silent', 'identical']
     """
-    from ..analysis.compare import score_text
+    from ..analysis.compare import as_text
 
-    return table.map(score_text) if hasattr(table, "map") else table.applymap(score_text)
+    return as_text(table)
 
 
 def _finite(values):
