@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +27,7 @@ from .progress import above_bars
 from .providers import REGISTRY, provider
 from .terminal import PrintableStream, printable
 
-__all__ = ["main"]
+__all__ = ["main", "entry"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -376,6 +377,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = stdout
         log.removeHandler(notices)
         log.propagate, log.level = propagate, level
+
+
+def entry() -> int:
+    """The ``stemlab`` command (and ``python -m stemlab``): :func:`main`, then an exit that a
+    late Ctrl-C cannot turn into a traceback (the work is done; Python's exit handlers are all
+    that is left to run)."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 def _run(argv: Sequence[str] | None) -> int:

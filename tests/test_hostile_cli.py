@@ -161,3 +161,15 @@ def test_clip_ids_that_differ_only_in_punctuation_never_share_a_folder(tmp_path,
         assert len(sb.submits) == 2
     assert plus.folder != colon.folder
     assert (plus["vocals"].duration, colon["vocals"].duration) == pytest.approx((1.0, 1.5), abs=0.01)
+
+
+def test_a_ctrl_c_while_stemlab_exits_prints_no_traceback(tmp_path):
+    """A Ctrl-C that lands after the work is done, while Python runs its exit handlers (the soak
+    once hit logging's), must not print a traceback. The handler here runs last of all."""
+    code = ("import atexit, os, runpy, signal, sys\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+            "sys.argv = ['stemlab', '--cache-dir', sys.argv[1], 'ls']\n"
+            "runpy.run_module('stemlab', run_name='__main__', alter_sys=True)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
