@@ -148,7 +148,7 @@ def scores_line(scores: list[dict]) -> str:
     """
     audible = [row for row in scores if not row["silent"]]
     if audible and all(row["identical"] for row in audible):
-        return f"identical to the true stems ({len(audible)} audible)"
+        return f"identical to the truth ({len(audible)} audible)"
     return ", ".join(f"{row['stem']} {score_of(row)}" for row in audible)
 
 

@@ -70,7 +70,7 @@ def test_report_opens_on_the_player_and_every_set_plays_in_sync(demo_run):
         labels = sets.all_inner_texts()
         assert len(labels) == 9 and all("recombines" in text for text in labels)
         assert all(box["y"] + box["height"] <= 900 for box in (b.bounding_box() for b in sets.all()))
-        assert "identical to the true stems" in labels[6]
+        assert "identical to the truth" in labels[6]
         scores = page.locator("table").first.inner_text()
         assert "identical" in scores and all(abs(float(x)) < 100 for x in re.findall(r"[-+]?\d+\.\d", scores))
         page.screenshot(path=str(ARTIFACTS / "demo-report.png"))
