@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stemlab.config import Settings
@@ -94,6 +94,8 @@ def _check_stems(status):
 
 @EXAMPLES
 @given(answers(st.fixed_dictionaries({}, optional={"code": anything, "data": anything, "msg": anything})))
+@example(answer=(200, b'{"code": Infinity}', ""))  # found by CI: int(inf) raised OverflowError
+@example(answer=(200, b'{"code": 1e400}', ""))
 def test_cqtai_submit(answer):
     job = _only_stemlab_errors(lambda: Cqtai(_client(answer), SETTINGS, policy=NO_WAIT).submit(CqtaiRequest("abc")))
     assert job is None or (isinstance(job, str) and job)

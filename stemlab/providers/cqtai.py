@@ -80,6 +80,19 @@ class CqtaiRequest:
         return {"provider": PROVIDER, "task": self.task, "clip_id": self.clip_id}
 
 
+def _body_code(value) -> int:
+    """The body's ``code`` (200 means success) as an int; 200 when it is no status number at all
+    (text, NaN, infinity, a fraction, a number of 30 digits), which an answer may hold.
+
+    >>> [_body_code(v) for v in (200, "500", 404.0, float("inf"), 10 ** 40, "9" * 5000, "²", None)]
+    [200, 500, 404, 200, 200, 200, 200, 200]
+    """
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 6:
+        value = int(value.strip())
+    number = number_or_none(value, low=0, high=99_999)
+    return int(number) if number is not None and number == int(number) else 200
+
+
 class Cqtai(Provider):
     """Talks to CQTAI: ``gen_stem_all`` (12 stems) or ``gen_stem_two`` (2 stems) of a Suno clip."""
 
@@ -113,11 +126,7 @@ class Cqtai(Provider):
             if response.status_code >= 400:  # an error page: the status is the message
                 raise self._error(response.status_code, "", response, job_id) from None
             raise
-        code = body.get("code", 200)
-        try:
-            code = int(code)
-        except (TypeError, ValueError):
-            code = 200
+        code = _body_code(body.get("code", 200))
         if response.status_code >= 400 or code != 200:
             status = code if code != 200 else response.status_code
             raise self._error(status, words_of(body, "msg", "errorMsg", "error", "message"), response, job_id)
