@@ -16,8 +16,13 @@ tests fail (they are not skipped).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 CHROMIUM = os.environ.get("STEMLAB_CHROMIUM", "/usr/bin/chromium")
@@ -115,3 +120,34 @@ def kernel_exec(page, code: str) -> str:
     ``kernel_exec(page, "print(view.muted)")`` or ``kernel_exec(page, "view.soloed = [False, True]")``.
     """
     return page.evaluate(_KERNEL_EXEC, code)
+
+
+@contextlib.contextmanager
+def jupyter_lab(root_dir, *, env: dict, token: str, log: Path):
+    """JupyterLab serving ``root_dir`` on a free loopback port, with this venv's ``jupyter``; yields
+    its base URL, and shuts its kernels and the server down afterwards."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = jupyter_lab_command(root_dir, port=port, token=token)
+    command[0] = str(Path(sys.executable).with_name("jupyter"))  # this venv's jupyter
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/status", params={"token": token}, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError(f"JupyterLab did not start: {log.read_text()[-2000:]}")
+        yield base
+    finally:
+        for kernel in httpx.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json():
+            httpx.delete(f"{base}/api/kernels/{kernel['id']}", params={"token": token}, timeout=10)
+        server.terminate()
+        server.wait(timeout=20)

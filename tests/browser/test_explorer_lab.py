@@ -9,17 +9,13 @@ is saved in ``test-artifacts/``. If the browser cannot start, the test fails.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from browser import NOTEBOOK, jupyter_env, jupyter_lab_command, kernel_exec, launch_chromium, run_all_cells, \
+from browser import jupyter_lab, NOTEBOOK, jupyter_env, kernel_exec, launch_chromium, run_all_cells, \
     wait_for_kernel_idle
 
 pytestmark = pytest.mark.browser
@@ -29,40 +25,15 @@ ARTIFACTS = ROOT / "test-artifacts"
 TOKEN = "stemlab-browser-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def lab(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     shutil.copy(ROOT / "notebooks" / "01_explore_stems.ipynb", root)
-    port = _free_port()
     env = jupyter_env(tmp_path / "jupyter")
     env["STEMLAB_CACHE_DIR"] = str(tmp_path / "cache")
-    command = jupyter_lab_command(root, port=port, token=TOKEN)
-    command[0] = str(Path(sys.executable).with_name("jupyter"))  # this venv's jupyter
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "lab.log").open("w"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/status", params={"token": TOKEN}, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+    with jupyter_lab(root, env=env, token=TOKEN, log=tmp_path / "lab.log") as base:
         yield base
-    finally:
-        for kernel in httpx.get(f"{base}/api/kernels", params={"token": TOKEN}, timeout=5).json():
-            httpx.delete(f"{base}/api/kernels/{kernel['id']}", params={"token": TOKEN}, timeout=10)
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _names(page) -> list[str]:

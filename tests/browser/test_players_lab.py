@@ -4,18 +4,15 @@ get their MP3s over the comm (nothing in the notebook), play, and hide their sti
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import nbformat
 import pytest
 from playwright.sync_api import sync_playwright
 
-from browser import NOTEBOOK, jupyter_env, jupyter_lab_command, launch_chromium, run_all_cells, wait_for_kernel_idle
+from browser import jupyter_lab, NOTEBOOK, jupyter_env, launch_chromium, run_all_cells, wait_for_kernel_idle
 
 pytestmark = pytest.mark.browser
 
@@ -46,29 +43,8 @@ def lab(tmp_path):
     env = jupyter_env(tmp_path / "jupyter")
     env["STEMLAB_CACHE_DIR"] = str(tmp_path / "cache")
     _executed(nb, root / "saved.ipynb", env)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = jupyter_lab_command(root, port=port, token=TOKEN)
-    command[0] = str(Path(sys.executable).with_name("jupyter"))
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "lab.log").open("w"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/status", params={"token": TOKEN}, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+    with jupyter_lab(root, env=env, token=TOKEN, log=tmp_path / "lab.log") as base:
         yield base
-    finally:
-        for kernel in httpx.get(f"{base}/api/kernels", params={"token": TOKEN}, timeout=5).json():
-            httpx.delete(f"{base}/api/kernels/{kernel['id']}", params={"token": TOKEN}, timeout=10)
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_players_get_their_audio_over_the_comm_and_play(lab):
