@@ -20,7 +20,11 @@ Run from the repository root::
 
 Options: ``--out DIR`` (default ``stemlab/demo/data``), ``--sf2 PATH`` (default FluidR3_GM),
 ``--keep DIR`` (also keep the per-layer MIDI files and float WAV renders there), ``--check``
-(only decode and report the files already in ``--out``).
+(only decode and report the files already in ``--out``), ``--midi-only`` (only write ``song.mid``).
+
+``song.mid`` is the song's score as rendered: one track per audible stem, named after the stem, its
+layers merged (the lead's pitch bends kept). It is the truth that transcriptions are scored against;
+it needs neither fluidsynth nor a soundfont, so ``--midi-only`` rewrites it anywhere.
 
 Rendering uses the ``fluidsynth`` command-line program (fast file render, float output),
 one run per layer. Re-running regenerates the same music; the MP3 bytes may differ slightly
@@ -590,9 +594,13 @@ def main(argv=None) -> int:
     ap.add_argument("--sf2", type=Path, default=DEFAULT_SF2)
     ap.add_argument("--keep", type=Path, default=None, help="keep MIDI + float WAV renders here")
     ap.add_argument("--check", action="store_true", help="only decode and report the existing files")
+    ap.add_argument("--midi-only", action="store_true", help="only write the score, song.mid")
     args = ap.parse_args(argv)
     if args.check:
         check(args.out)
+        return 0
+    if args.midi_only:
+        write_truth_midi(build_song(SEED), args.out / "song.mid")
         return 0
     if not args.sf2.exists():
         sys.exit(f"soundfont not found: {args.sf2} (apt-get install -y fluid-soundfont-gm)")
@@ -693,11 +701,33 @@ def main(argv=None) -> int:
         },
     }
     (args.out / "song.json").write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"wrote {len(entries)} stems + song.json to {args.out}")
+    write_truth_midi(build_song(SEED), args.out / "song.mid")
+    print(f"wrote {len(entries)} stems, song.json and song.mid to {args.out}")
     check(args.out)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def write_truth_midi(song: dict, path: Path) -> None:
+    """One track per stem, named after it, holding all its layers' notes (and the lead's bends).
+
+    Built from a fresh ``build_song``: rendering appends an end-of-song controller to each layer,
+    which the score does not need.
+    """
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=BPM)
+    for stem in TWELVE_STEMS:
+        if stem not in song:
+            continue
+        first = song[stem][0][0]
+        track = pretty_midi.Instrument(program=first.program, is_drum=first.is_drum, name=stem)
+        for inst, _pan, _gain in song[stem]:
+            track.notes.extend(inst.notes)
+            track.pitch_bends.extend(inst.pitch_bends)
+        track.notes.sort(key=lambda n: (n.start, n.pitch))
+        pm.instruments.append(track)
+    pm.write(str(path))
+    print(f"wrote {path} ({sum(len(t.notes) for t in pm.instruments)} notes)")
 
 
 def layers_pan(layers: list[dict]) -> float | list[float]:

@@ -1,0 +1,1 @@
+"""Notes from stems: transcription methods per stem kind, MIDI export, and the cached notes."""
