@@ -44,6 +44,9 @@ _EXPORTS = {
     "sdr_improvement": "stemlab.analysis.metrics",
     "bss_eval": "stemlab.analysis.metrics",
     "evaluate": "stemlab.analysis.metrics",
+    "transcribe": "stemlab.analysis.notes",
+    "score_notes": "stemlab.analysis.notes",
+    "plot_pianoroll": "stemlab.view.pianoroll",
     **{name: "stemlab.errors" for name in _errors.__all__},
 }
 

@@ -91,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--csv", action="store_true", help="print the tidy table as CSV")
 
+    midi = commands.add_parser("midi", parents=[common], help="transcribe a set's stems to notes, as one MIDI file",
+                               examples=("stemlab midi CLIP_ID                      # every stem, to ./<set>.mid",
+                                         "stemlab midi ./my-stems --stem bass -o bass.mid --json"))
+    midi.add_argument("set", metavar="SET", help="job id, clip id / parent job id, or a set folder")
+    midi.add_argument("--stem", action="append", metavar="NAME", dest="stems",
+                      help="only this stem (repeat for more; default: every stem)")
+    midi.add_argument("--method", choices=("monophonic", "polyphonic", "drums"),
+                      help="one method for every stem (default: each stem's kind chooses)")
+    midi.add_argument("-o", "--output", metavar="FILE.mid", help="where to write (default: ./<set>.mid)")
+    midi.add_argument("--json", action="store_true", help="print one JSON object")
+    midi.add_argument("--quiet", action="store_true", help="no progress bar")
+
     cache = commands.add_parser("cache", help="see and free the cache: ls, du, clean, verify",
                                 examples=("stemlab cache du", "stemlab cache clean --derived   # free rebuildable data"))
     actions = cache.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
@@ -234,6 +246,40 @@ def _cmd_compare(args, settings) -> int:
     return 0
 
 
+def _cmd_midi(args, settings) -> int:
+    from .cache import safe_component
+    from .fetching import open_set
+    from .progress import progress_bar
+    from .transcription.stems import method_for
+
+    _set_ref(args.set, settings)
+    stemset = open_set(args.set, settings=settings)
+    names = list(dict.fromkeys(args.stems or stemset.names))
+    unknown = [name for name in names if name not in stemset]
+    if unknown:
+        raise UsageError(f"no stem {unknown[0]!r} in this set; it has {', '.join(stemset.names)}")
+    output = Path(args.output or f"{safe_component(stemset.key or stemset.label)}.mid").expanduser()
+    if output.is_dir():
+        raise UsageError(f"{output} is a folder: pass a file name, such as {output / 'stems.mid'}")
+    if not output.parent.is_dir():
+        raise UsageError(f"the folder {output.parent} does not exist: create it, or write the file elsewhere")
+    counts = {}
+    with progress_bar(desc="transcribing", total=len(names), unit="stem", disable=not _progress(args)) as bar:
+        for name in names:
+            bar.set_postfix_str(name)
+            counts[name] = len(stemset[name].notes(method=args.method))
+            bar.update(1)
+    stemset.to_midi(output, names=names, method=args.method)
+    stems = [{"name": name, "notes": counts[name], "method": method_for(name, args.method)} for name in names]
+    if args.json:
+        _print_json({"midi": str(output), "stems": stems})
+        return 0
+    for stem in stems:
+        print(f"  {stem['name']:<16} {stem['notes']:>6} notes  ({stem['method']})")
+    print(f"wrote {output}: {len(names)} tracks, {sum(counts.values())} notes")
+    return 0
+
+
 def _pandas_display():
     import pandas as pd
 
@@ -352,8 +398,8 @@ def _cmd_notebooks(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "cache": _cmd_cache, "ls": _cmd_ls,
-            "sandbox": _cmd_sandbox, "demo": _cmd_demo, "notebooks": _cmd_notebooks}
+COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "midi": _cmd_midi, "cache": _cmd_cache,
+            "ls": _cmd_ls, "sandbox": _cmd_sandbox, "demo": _cmd_demo, "notebooks": _cmd_notebooks}
 
 
 class _Notices(logging.StreamHandler):

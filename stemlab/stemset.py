@@ -127,6 +127,26 @@ class Stem(Rendered):
             write_mp3(target, np.asarray(self.audio), self.sr)
         return target.read_bytes()
 
+    # -- notes --------------------------------------------------------------------------------
+    def notes(self, *, method: str | None = None):
+        """This stem's notes as a table (onset, offset, pitch, velocity, confidence), transcribed
+        once by its kind's method (or ``method``: "monophonic", "polyphonic", "drums") and cached.
+        A stem that is silent in its set has none. See :mod:`stemlab.transcription`.
+
+        >>> demo_song()["bass"].notes().pitch.iloc[0]                   # doctest: +SKIP
+        29
+        """
+        from .transcription.stems import stem_notes
+
+        return stem_notes(self, method=method, silence_db=lambda: self._owner.silence_db)
+
+    def midi(self, *, method: str | None = None):
+        """This stem's notes as a :class:`pretty_midi.PrettyMIDI` with one instrument, named after
+        the stem, with its kind's General MIDI program (drums on the percussion channel)."""
+        from .transcription.midi import to_pretty_midi
+
+        return to_pretty_midi(self.notes(method=method).assign(stem=self.name), stems=[self.name])
+
 
 class StemSet(Rendered):
     """A set of stems, the source track they were split from, and where they came from.
@@ -351,6 +371,38 @@ class StemSet(Rendered):
         with ThreadPoolExecutor(max_workers=max_workers or min(len(tracks), os.cpu_count() or 2)) as pool:
             list(pool.map(lambda t: t.load(scratch=scratch), tracks))
         return self
+
+    @cached_property
+    def silence_db(self) -> float:
+        """The level (dBFS) below which a stem of this set is silent: 60 dB below the source, or
+        the backstop of :mod:`stemlab.dsp` when there is no source."""
+        from .dsp import silence_threshold
+
+        return silence_threshold(self.source.audio if self.source is not None else None)
+
+    def notes(self, names: list[str] | None = None, *, method: str | None = None):
+        """The notes of every stem (or of ``names``) in one table, with a ``stem`` column in front;
+        see :meth:`Stem.notes`."""
+        import pandas as pd
+
+        from .transcription.notes import NOTE_COLUMNS
+
+        tables = [self[name].notes(method=method).assign(stem=name) for name in (names or self.names)]
+        return pd.concat(tables, ignore_index=True)[["stem", *NOTE_COLUMNS]]
+
+    def to_midi(self, path: str | os.PathLike, *, names: list[str] | None = None,
+                method: str | None = None) -> Path:
+        """Write the notes of every stem (or of ``names``) as one Standard MIDI File: one track per
+        stem, named after it, with its kind's General MIDI program; drums on the percussion
+        channel; a silent stem's track is empty. Returns the path.
+
+        >>> demo_song().to_midi("paper-lanterns.mid")                     # doctest: +SKIP
+        PosixPath('paper-lanterns.mid')
+        """
+        from .transcription.midi import write_midi
+
+        names = list(names or self.names)
+        return write_midi(self.notes(names, method=method), path, stems=names)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """``{name: audio}`` for every stem (memory-mapped, so cheap)."""

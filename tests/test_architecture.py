@@ -14,7 +14,7 @@ LAYERS = [
     ("stemlab", "stemlab.errors", "stemlab.config"),
     ("stemlab.files", "stemlab.http", "stemlab.progress", "stemlab.taxonomy", "stemlab.dsp", "stemlab.rendering",
      "stemlab.mp3", "stemlab.terminal"),
-    ("stemlab.download", "stemlab.cache", "stemlab.audio", "stemlab.encode"),
+    ("stemlab.download", "stemlab.cache", "stemlab.audio", "stemlab.encode", "stemlab.transcription"),
     ("stemlab.conform", "stemlab.stemset"),
     ("stemlab.providers",),
     ("stemlab.fetching", "stemlab.separation", "stemlab.sandbox"),

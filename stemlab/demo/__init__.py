@@ -2,7 +2,8 @@
 
 Rendered from MIDI with real instrument samples (FluidR3_GM) by ``tools/render_demo_song.py``;
 nine stems are audible and three (synth, fx, woodwinds) are silent, as real 12-stem splits often
-are. The source is defined as the exact sum of the true stems.
+are. The source is defined as the exact sum of the true stems. The score it was rendered from
+ships too (``data/song.mid``): :func:`song_notes` gives its true notes, to score transcriptions.
 
 >>> s = demo_song()                                                   # doctest: +SKIP
 >>> s.provider, len(s), round(s.duration, 1)                          # doctest: +SKIP
@@ -18,6 +19,7 @@ import shutil
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -28,7 +30,10 @@ from ..config import Settings
 from ..stemset import StemSet
 from ..taxonomy import TWELVE_STEMS
 
-__all__ = ["demo_song", "song_info", "DEMO_CLIP_ID", "DEMO_KEY"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["demo_song", "song_info", "song_notes", "song_midi_path", "DEMO_CLIP_ID", "DEMO_KEY"]
 
 DEMO_CLIP_ID = "paper-lanterns"
 DEMO_KEY = "demo-paper-lanterns"
@@ -42,6 +47,22 @@ def _data() -> Path:
 def song_info() -> dict:
     """The song's metadata (``data/song.json``): title, tempo, chords, stems with gain and pan."""
     return json.loads((_data() / "song.json").read_text(encoding="utf-8"))
+
+
+def song_midi_path() -> Path:
+    """The MIDI file the demo song was rendered from: one track per audible stem, named after it."""
+    return _data() / "song.mid"
+
+
+def song_notes() -> "pd.DataFrame":
+    """The demo song's true notes (a notes table with a ``stem`` column), read from its MIDI file.
+
+    >>> song_notes().groupby("stem").size()["vocals"]
+    58
+    """
+    from ..transcription.midi import notes_from_midi
+
+    return notes_from_midi(song_midi_path())
 
 
 def _version() -> str:

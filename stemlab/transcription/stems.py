@@ -1,0 +1,88 @@
+"""The notes of a stem, transcribed once per content and method and kept in its derived data.
+
+:func:`stem_notes` picks the method from the stem's kind (:mod:`.kinds`) unless told, runs it on
+the stem's mid channel, and caches the table as JSON next to the stem's decoded audio; the file
+name holds the stem's content token, the method and the method's version, so new audio or a
+better method is transcribed afresh and nothing stale is ever read. A silent stem has no notes and
+costs no transcription.
+
+>>> stem_notes(demo_song()["bass"]).head(2)                        # doctest: +SKIP
+   onset  offset  pitch  velocity  confidence
+0  0.000   1.811     29       120        0.83
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..dsp import is_silent
+from ..errors import UsageError
+from ..files import atomic_write_bytes, read_derived
+from .kinds import METHODS, kind_of
+from .notes import NOTE_COLUMNS, empty_notes, note_frame
+
+__all__ = ["stem_notes", "method_for", "VERSIONS"]
+
+#: Bumped whenever a method's output changes, so cached notes of the old version are not read.
+VERSIONS = {"monophonic": 1, "polyphonic": 1, "drums": 1}
+
+_FUNCTIONS = {"monophonic": ("monophonic", "transcribe_monophonic"),
+              "polyphonic": ("polyphonic", "transcribe_polyphonic"),
+              "drums": ("drums", "transcribe_drums")}
+
+
+def method_for(name: str, method: str | None = None) -> str:
+    """The method used for the stem ``name``: ``method`` if given (checked), else its kind's."""
+    if method is None:
+        return kind_of(name).method
+    if method not in METHODS:
+        raise UsageError(f"unknown transcription method {method!r}: use one of {', '.join(METHODS)}")
+    return method
+
+
+def stem_notes(stem, *, method: str | None = None,
+               silence_db: float | Callable[[], float] | None = None) -> pd.DataFrame:
+    """The notes table of ``stem`` (a :class:`~stemlab.stemset.Stem`), from its cache if it has one.
+
+    ``silence_db``: below this RMS level (dBFS) the stem is silent and has no notes (default: the
+    backstop of :func:`stemlab.dsp.is_silent`); a function giving it is only called on a cache miss.
+    """
+    method = method_for(stem.name, method)
+    path = stem.derived_path(f"notes.{method}.v{VERSIONS[method]}", ".json")
+    cached = read_derived(path, _load)
+    if cached is not None:
+        return cached
+    audio = np.asarray(stem.audio)
+    if callable(silence_db):
+        silence_db = silence_db()
+    silent = is_silent(audio) if silence_db is None else is_silent(audio, threshold_db=silence_db)
+    notes = empty_notes() if silent else _run(method, stem.name, audio.mean(axis=0), stem.sr)
+    _save(path, notes, method)
+    return notes
+
+
+def _run(method: str, name: str, mono: np.ndarray, sr: int) -> pd.DataFrame:
+    module, function = _FUNCTIONS[method]
+    transcribe: Callable = getattr(import_module(f"{__package__}.{module}"), function)
+    if method == "drums":
+        return transcribe(mono, sr)
+    return transcribe(mono, sr, pitch_range=kind_of(name).pitch_range)
+
+
+def _save(path: Path, notes: pd.DataFrame, method: str) -> None:
+    record = {"method": method, "version": VERSIONS[method],
+              "columns": {name: notes[name].tolist() for name in NOTE_COLUMNS}}
+    atomic_write_bytes(path, json.dumps(record, separators=(",", ":")).encode("utf-8"), durable=False)
+
+
+def _load(path: Path) -> pd.DataFrame:
+    columns = json.loads(path.read_text(encoding="utf-8"))["columns"]
+    if not columns["onset"]:
+        return empty_notes()
+    return note_frame(*(columns[name] for name in NOTE_COLUMNS))
