@@ -8,10 +8,23 @@ or the recombination residual. The mouse wheel (or a pinch) over the plots zooms
 pointer, a drag zooms to the selection, shift-drag (or the loop button) sets a loop that playback
 repeats; Space plays and pauses, M and S mute and solo the row that has the focus.
 
+Each stem row also has a notes toggle (the note symbol) that draws the stem's transcribed notes
+over its plot, and a hear button that plays the row's audio (A), a synth rendering of its notes
+(N) in sync with the other stems, or both (AN). Notes come from :func:`stemlab.transcribe` (or
+the explorer's ``notes=``), asked for only when a row first wants them, and kept. On a
+spectrogram each note is a rectangle one semitone high at its pitch's frequency, on the row's
+frequency scale, from onset to offset, more opaque the louder and surer it is; drum hits
+(General MIDI percussion keys) are ticks in one lane per kit piece (kick at the bottom, then
+snare, toms, hi-hat, cymbals, other percussion). With only the waveform shown the notes are
+drawn over it, on the row's own pitch range. The page draws them from their times and pitches
+with the spectrogram's own time and frequency mapping, so zooming and scale changes keep them
+aligned.
+
 >>> ex = stemlab.explore(s)                      # doctest: +SKIP
 >>> ex                                           # doctest: +SKIP
 >>> ex.zoom(20.0, 22.5); ex.view.muted           # doctest: +SKIP
 >>> ex.view.loop = [20.0, 22.5]                  # doctest: +SKIP
+>>> ex.show_notes("bass"); ex.hear("bass", "notes")  # doctest: +SKIP
 >>> ex.save_html("stems.html")                   # doctest: +SKIP
 
 The last line writes a self-contained page, for sharing.
@@ -24,8 +37,10 @@ bytes over the widget's comm channel, never into the saved notebook.
 from __future__ import annotations
 
 import html
+import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..analysis.check import recombination
@@ -33,16 +48,20 @@ from ..config import Settings
 from ..errors import UsageError
 from ..fetching import as_set
 from ..stemset import StemSet
+from ..taxonomy import canonical_name
 from .scene import window_traits
 from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut
 from .tracks import Track, energy_matrix, mp3_all, prepare_tracks, tracks_of
-from .widget import StemView
+from .widget import HEAR_MODES, StemView, pack_notes
 
 __all__ = ["Explorer", "explore"]
 
 VIEWS = ("waveform", "spectrogram", "both")
 MIN_SPAN = 0.002  # s: the narrowest window (as in the page)
+DRUM_STEMS = ("drums", "percussion")  # stems whose note pitches are General MIDI percussion keys
+
+log = logging.getLogger(__name__)
 
 
 class Explorer:
@@ -79,6 +98,12 @@ class Explorer:
         dB shown below the loudest point; one range for every track.
     cache_dir, settings : optional
         Where a set named by id or folder is found and its display data is cached.
+    notes : callable or mapping, optional
+        Where rows' notes come from: a function ``stem -> DataFrame`` (called with the set's
+        :class:`~stemlab.stemset.Stem`, or the :class:`~.tracks.Track` for ``tracks=``), or a
+        mapping ``name -> DataFrame``; the tables have the columns of
+        :mod:`stemlab.transcription.notes` (onset, offset, pitch, velocity, confidence). Default:
+        :func:`stemlab.transcribe`. Called when a row's notes are first shown or heard.
 
     Examples
     --------
@@ -92,7 +117,8 @@ class Explorer:
     def __init__(self, stemset=None, *, tracks: list[Track] | None = None, title: str | None = None,
                  view: str = "both", scale: str = "log", channels: str = "mid", t0: float | None = None,
                  t1: float | None = None, residual: bool = False, columns: int = 1000, rows: int = 72,
-                 db_range: float = DB_RANGE, cache_dir: str | os.PathLike | None = None, settings=None):
+                 db_range: float = DB_RANGE, cache_dir: str | os.PathLike | None = None, settings=None,
+                 notes: Callable | Mapping | None = None):
         if view not in VIEWS or scale not in SCALES or channels not in ("mid", "stereo"):
             raise UsageError(f"view must be one of {VIEWS}, scale one of {SCALES}, channels 'mid' or 'stereo'")
         if (stemset is None) == (tracks is None):
@@ -107,6 +133,9 @@ class Explorer:
         self._rows_cache: OrderedDict = OrderedDict()
         self._shown_key = None
         self._updating = False
+        self._notes_from = notes
+        self._notes: dict[str, object] = {}  # name -> notes table, kept once had
+        self._notes_wanted: set[str] = set()  # rows whose notes the page wanted at the last look
         duration = stemset.duration if stemset is not None else tracks[0].audio.shape[1] / tracks[0].sr
         start, stop = max(0.0, t0 or 0.0), min(duration, t1 or duration)
         if not stop > start:
@@ -118,8 +147,10 @@ class Explorer:
         controls = ["view", "scale", "channels"] + (["show"] if residual_possible else []) + ["zoom", "loop"]
         self.view = StemView(duration=duration, colormap=colormap_lut("magma"), columns=self.columns,
                              view=view, scale=scale, channels=channels, show="residual" if residual else "stems",
-                             controls=controls, t0=start, t1=stop)
+                             controls=controls, t0=start, t1=stop,
+                             nyquist=(stemset.sr if stemset is not None else tracks[0].sr) / 2)
         self._show_tracks()
+        self.view.observe(lambda _: self._load_wanted_notes(), names=["notes_shown", "hear", "tracks"])
         self.view.observe(self._settings_changed, names=["view", "scale", "channels", "t0", "t1"])
         self.view.observe(lambda _: self._updating or self._show_tracks(), names="show")
         self.widget = self.view
@@ -177,7 +208,95 @@ class Explorer:
         self._layouts.clear()
         self._rows_cache.clear()
         self._shown_key = None
+        self._notes.clear()  # other rows under the same names: their notes are asked for again
+        self.view.notes = {}
         self._show_tracks(**traits)
+        self._load_wanted_notes()
+
+    # -- notes ------------------------------------------------------------------------------
+    def notes_of(self, name: str):
+        """The notes table of row ``name`` (from ``notes=``, by default :func:`stemlab.transcribe`;
+        computed once, then kept)."""
+        if name not in self._notes:
+            self._notes[name] = self._fetch_notes(name)
+        return self._notes[name]
+
+    def _fetch_notes(self, name: str):
+        source = self._notes_from
+        if isinstance(source, Mapping):
+            if name not in source:
+                raise UsageError(f"no notes for {name!r}: notes= has {', '.join(map(str, source)) or 'none'}")
+            return source[name]
+        if self.stemset is not None:
+            if name not in self.stemset:
+                raise UsageError(f"{name!r} is no stem of this set: notes are for {', '.join(self.stemset.names)}")
+            subject = self.stemset[name]
+        else:
+            subject = next((t for t in self.tracks() if t.name == name), None)
+            if subject is None:
+                raise UsageError(f"no row {name!r}")
+        return (source or _transcribe)(subject)
+
+    def load_notes(self, names=None) -> None:
+        """Get the notes of rows ``names`` (default: every stem row) now and send them to the page,
+        without showing them (a page saved with :meth:`save_html` then has them to show)."""
+        if names is None:  # every stem row (that ``notes=`` has, if a mapping)
+            names = [t["name"] for t in self.view.tracks if t["kind"] == "stem"
+                     and (not isinstance(self._notes_from, Mapping) or t["name"] in self._notes_from)]
+        for name in names:
+            self.notes_of(name)
+            self._send_notes(name)
+
+    def show_notes(self, name: str, on: bool = True) -> None:
+        """Draw (or stop drawing) row ``name``'s notes over its plot, as its notes toggle does."""
+        if on:
+            self.notes_of(name)  # raises here rather than in the page
+        shown = [n for n in self.view.notes_shown if n != name]
+        self.view.notes_shown = shown + [name] if on else shown
+
+    def hear(self, name: str, mode: str = "notes") -> None:
+        """What row ``name`` plays: ``"audio"`` (its stem), ``"notes"`` (a synth of its notes, in
+        sync) or ``"both"``, as its hear button does."""
+        if mode not in HEAR_MODES:
+            raise UsageError(f"mode must be one of {HEAR_MODES}, got {mode!r}")
+        if mode != "audio":
+            self.notes_of(name)
+        self.view.hear = {**self.view.hear, name: mode}
+
+    def _load_wanted_notes(self) -> None:
+        """Send the notes the page wants (shown or heard rows) and has not got; a failure is the
+        row's ``{"error"}`` entry, shown on its toggle."""
+        view = self.view
+        rows = {t["name"] for t in view.tracks}
+        wanted = {n: None for n in [*view.notes_shown, *(n for n, mode in view.hear.items() if mode != "audio")]
+                  if n in rows}
+        before, self._notes_wanted = self._notes_wanted, set(wanted)
+        # what the page lacks, and failures asked for again (a toggle switched off and on retries)
+        missing = [n for n in wanted if n not in view.notes or ("error" in view.notes[n] and n not in before)]
+        for name in missing:
+            fresh = name not in self._notes
+            if fresh and not view.busy:
+                view.busy = f"transcribing {name}"
+            try:
+                self.notes_of(name)
+            except Exception as error:  # noqa: BLE001 - the page shows it on the row
+                log.warning("no notes for %s: %s", name, error)
+                view.notes = {**view.notes, name: {"error": f"{type(error).__name__}: {error}"}}
+            else:
+                self._send_notes(name)
+            finally:
+                if fresh and view.busy == f"transcribing {name}":
+                    view.busy = ""
+
+    def _send_notes(self, name: str) -> None:
+        table = self._notes[name]
+        velocity, confidence = (table[key].to_numpy() if key in table else None for key in ("velocity", "confidence"))
+        data = pack_notes(table["onset"].to_numpy(), table["offset"].to_numpy(), table["pitch"].to_numpy(),
+                          velocity, confidence)
+        label = next((t.get("label", name) for t in self.view.tracks if t["name"] == name), name)
+        drums = table.attrs.get("drums") if isinstance(table.attrs.get("drums"), bool) else \
+            _drum_stem(name) or _drum_stem(label)
+        self.view.notes = {**self.view.notes, name: {"drums": drums, "data": data}}
 
     def zoom(self, t0: float, t1: float) -> None:
         """Show ``[t0, t1]`` seconds (the page follows; wheel and drag-select there come back here)."""
@@ -274,6 +393,22 @@ def explore(stemset, *, embed: bool = False, **kwargs) -> "Explorer":
     if embed:
         return _Embedded(explorer)
     return explorer
+
+
+def _transcribe(stem):
+    """:func:`stemlab.transcribe`, imported when first needed."""
+    from ..analysis.notes import transcribe
+
+    return transcribe(stem)
+
+
+def _drum_stem(name: str) -> bool:
+    """Are a stem's note pitches General MIDI percussion keys (a drum or percussion stem)?
+
+    >>> _drum_stem("drums"), _drum_stem("Percussion"), _drum_stem("bass")
+    (True, True, False)
+    """
+    return canonical_name(name) in DRUM_STEMS
 
 
 class _Control:

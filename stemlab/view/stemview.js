@@ -6,6 +6,13 @@
 // data as traits and the MP3s as binary buffers of custom messages; see widget.py for the
 // protocol. initialize() and each render() get different model proxies, so everything shared
 // lives in a Player kept in a module-level Map keyed by the `_uid` trait.
+//
+// Notes (the `notes` trait, per row name): a row's notes toggle draws them over its plot from
+// their times and pitches, with the same time -> x and frequency -> y mappings as the
+// spectrogram (so zoom and scale changes keep them aligned), and its hear button plays them on a
+// small Web Audio synth (NoteSynth) scheduled a little ahead against the stems' own transport.
+// Test hooks: `row.noteBoxes` (the rectangles drawn, CSS px in the row's plot), the plot's
+// `data-notes` attribute (how many), and `take.synth.scheduled` (voices scheduled this take).
 
 // Shared by every copy of this module in the page (and the test hook).
 const hook = (globalThis.__stemlab ??= { players: new Map(), ctx: null });
@@ -30,6 +37,19 @@ const CONTROL_OPTIONS = {
 const CONTROL_CAPTIONS = { view: "view", scale: "frequency", channels: "waveform", show: "show" };
 const ROW_HEIGHT = { both: 50, waveform: 34, spectrogram: 40 };
 const AXIS_HEIGHT = 22;
+const LOG_FMIN = 30; // Hz: the bottom of the log frequency axis (spectrogram.LOG_FMIN)
+const NOTE_FIELDS = 5; // notes data: float32 onset, offset, pitch, velocity, confidence per note
+const HEAR_MODES = ["audio", "notes", "both"];
+const HEAR_TEXT = { audio: "A", notes: "N", both: "AN" };
+const SYNTH_AHEAD = 0.35; // s: notes are scheduled this far ahead of the transport ...
+const SYNTH_TICK_MS = 60; // ... by a timer this often
+const TONE = { attack: 0.008, decay: 0.12, sustain: 0.55, release: 0.12, peak: 0.22 }; // ADSR (s) and level
+// Drum kit pieces by General MIDI percussion key, and their lanes from the bottom of a row.
+const DRUM_PIECES = ["kick", "snare", "tom", "hat", "cymbal"];
+const DRUM_KEYS = { kick: [35, 36], snare: [37, 38, 39, 40], tom: [41, 43, 45, 47, 48, 50], hat: [42, 44, 46],
+  cymbal: [49, 51, 52, 53, 55, 57, 59] };
+const PERCUSSION_NAMES = { 54: "tamb", 56: "cowbell", 69: "cabasa", 70: "maracas", 75: "claves", 76: "block",
+  77: "block", 60: "bongo", 61: "bongo", 62: "conga", 63: "conga", 64: "conga" };
 const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
   "#b07aa1", "#ff9da7", "#9c755f", "#6b9ac4", "#d37295", "#8cd17d"];
 
@@ -186,6 +206,254 @@ function matchedGain(energy, stemGains, src) {
   return power > 0 ? Math.sqrt(power / energy[src][src]) : 1; // silent mix: compare at unity
 }
 
+// ---- notes: parsing, the pitch and frequency axes, drum lanes ------------------------------
+
+/** Hz of a MIDI note number (A4 = 69 = 440 Hz, 12 equal semitones per octave). */
+function midiToHz(pitch) {
+  return 440 * Math.pow(2, (pitch - 69) / 12);
+}
+
+/** HTK mel of a frequency (librosa's htk=True, as spectrogram.row_frequencies uses). */
+function melOf(hz) {
+  return 2595 * Math.log10(1 + hz / 700);
+}
+
+/** Where `hz` is on a spectrogram's frequency axis: 0 at the bottom, 1 at Nyquist.
+ * spectrogram.row_frequencies makes the image's rows equal steps of the scale's warped
+ * frequency (Hz, mel, or log Hz from LOG_FMIN) from the bottom edge up to Nyquist, and the image
+ * is drawn stretched over the plot's height, so the fraction is linear in the warped frequency. */
+function frequencyFraction(hz, scale, nyquist) {
+  if (scale === "linear") return hz / nyquist;
+  if (scale === "mel") return melOf(hz) / melOf(nyquist);
+  return Math.log(Math.max(hz, 1e-3) / LOG_FMIN) / Math.log(nyquist / LOG_FMIN); // "log"
+}
+
+/** The kit piece of a General MIDI percussion key ("perc" for the rest). */
+function drumPiece(key) {
+  return DRUM_PIECES.find((piece) => DRUM_KEYS[piece].includes(key)) ?? "perc";
+}
+
+/** A row's `notes` entry as columns: {drums, n, onset, offset, pitch, velocity, confidence, low,
+ * high (pitch range), lanes (drums: [{label}], bottom first), lane (per note)}; or {error}. */
+function parseNotes(entry) {
+  if (!entry || typeof entry !== "object") return null;
+  if (entry.error) return { error: String(entry.error), n: 0 };
+  const table = float32Of(entry.data) ?? new Float32Array(0);
+  const n = Math.floor(table.length / NOTE_FIELDS);
+  const column = (f) => Float32Array.from({ length: n }, (_, k) => table[k * NOTE_FIELDS + f]);
+  const notes = { drums: !!entry.drums, n, onset: column(0), offset: column(1), pitch: column(2),
+    velocity: column(3), confidence: column(4), low: Infinity, high: -Infinity };
+  for (const p of notes.pitch) {
+    notes.low = Math.min(notes.low, p);
+    notes.high = Math.max(notes.high, p);
+  }
+  if (notes.drums) {
+    // One lane per kit piece used (kick lowest), then one per other percussion key, in key order.
+    const ids = Array.from(notes.pitch, (key) => (drumPiece(key) === "perc" ? `#${key}` : drumPiece(key)));
+    const used = [...new Set(ids)];
+    const order = (id) => (DRUM_PIECES.includes(id) ? DRUM_PIECES.indexOf(id) : 100 + Number(id.slice(1)));
+    used.sort((a, b) => order(a) - order(b));
+    notes.lanes = used.map((id) => ({ id, label: id.startsWith("#") ? PERCUSSION_NAMES[id.slice(1)] ?? id : id }));
+    notes.lane = Uint8Array.from(ids, (id) => used.indexOf(id));
+  }
+  return notes;
+}
+
+/** First index whose value is >= x in an ascending array. */
+function lowerBound(values, x) {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (values[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Opacity of a note: louder and surer notes are more opaque. */
+function noteAlpha(velocity, confidence) {
+  return clamp(0.25 + 0.75 * (velocity / 127) * clamp(confidence, 0, 1), 0.2, 1);
+}
+
+// ---- NoteSynth: a row's notes played in sync with the stems --------------------------------
+
+/** The pieces of a take's timeline that elapsed seconds [e0, e1) play: each piece is media time
+ * [m0, m1) heard from AudioContext time `at`, within a pass that ends at media time `end`. The
+ * take plays from `offset` (to the end, or round the loop [a, b] forever), starting at `when`. */
+function timelinePieces(take, duration, e0, e1) {
+  const pieces = [];
+  const add = (s0, s1, startsAt) => { // a pass over media [s0, s1) that starts at elapsed `startsAt`
+    const a = Math.max(e0, startsAt);
+    const b = Math.min(e1, startsAt + (s1 - s0));
+    if (b > a) pieces.push({ m0: s0 + (a - startsAt), m1: s0 + (b - startsAt), at: take.when + a, end: s1 });
+  };
+  if (!take.loop) {
+    add(take.offset, duration, 0);
+    return pieces;
+  }
+  const [a, b] = take.loop;
+  const first = b - take.offset; // the first pass, from the offset to the loop's end
+  add(take.offset, b, 0);
+  for (let k = Math.max(1, Math.floor((e0 - first) / (b - a)) + 1); first + (k - 1) * (b - a) < e1; k++) {
+    add(a, b, first + (k - 1) * (b - a));
+  }
+  return pieces;
+}
+
+/** White noise, one second of it per AudioContext (drum voices play slices of it). */
+const noiseBuffers = new WeakMap();
+function noiseBuffer(ctx) {
+  if (!noiseBuffers.has(ctx)) {
+    const buffer = new AudioBuffer({ length: ctx.sampleRate, numberOfChannels: 1, sampleRate: ctx.sampleRate });
+    const data = buffer.getChannelData(0);
+    for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1;
+    noiseBuffers.set(ctx, buffer);
+  }
+  return noiseBuffers.get(ctx);
+}
+
+/** A pitched note: a triangle oscillator through an ADSR envelope; returns {end, sources}. */
+function toneVoice(ctx, out, pitch, level, start, length) {
+  const osc = ctx.createOscillator();
+  osc.type = "triangle";
+  osc.frequency.value = midiToHz(pitch);
+  const env = ctx.createGain();
+  const peak = TONE.peak * level;
+  const release = start + Math.max(length, TONE.attack + 0.02); // the note's offset
+  env.gain.setValueAtTime(0, start);
+  env.gain.linearRampToValueAtTime(peak, start + TONE.attack); // attack
+  env.gain.setTargetAtTime(peak * TONE.sustain, start + TONE.attack, TONE.decay / 3); // decay to sustain
+  env.gain.setTargetAtTime(0, release, TONE.release / 3); // release
+  osc.connect(env).connect(out);
+  const end = release + TONE.release * 2;
+  osc.start(start);
+  osc.stop(end);
+  osc.onended = () => env.disconnect();
+  return { end, sources: [osc] };
+}
+
+/** A drum hit: a falling sine (kick, toms) or filtered noise (snare, hats, cymbals, percussion). */
+function drumVoice(ctx, out, key, level, start) {
+  const piece = drumPiece(key);
+  const env = ctx.createGain();
+  env.connect(out);
+  const sources = [];
+  const hit = (peak, decay) => { // an instant attack, then an exponential decay (time constant)
+    env.gain.setValueAtTime(peak * level, start);
+    env.gain.setTargetAtTime(0, start + 0.002, decay);
+    return start + decay * 6;
+  };
+  let end;
+  if (piece === "kick" || piece === "tom") {
+    const osc = ctx.createOscillator();
+    const [high, low] = piece === "kick" ? [150, 45] : [90 + (key - 41) * 18, 60 + (key - 41) * 12];
+    osc.frequency.setValueAtTime(high, start);
+    osc.frequency.exponentialRampToValueAtTime(low, start + 0.12);
+    osc.connect(env);
+    end = hit(piece === "kick" ? 0.9 : 0.6, piece === "kick" ? 0.09 : 0.12);
+    sources.push(osc);
+  } else {
+    const noise = ctx.createBufferSource();
+    noise.buffer = noiseBuffer(ctx);
+    const filter = ctx.createBiquadFilter();
+    const shape = { snare: ["highpass", 1500, 0.05, 0.5], hat: ["highpass", 7000, key === 46 ? 0.12 : 0.025, 0.35],
+      cymbal: ["highpass", 5000, 0.35, 0.3] }[piece] ?? ["bandpass", 2500 + (key % 12) * 350, 0.04, 0.45];
+    filter.type = shape[0];
+    filter.frequency.value = shape[1];
+    noise.connect(filter).connect(env);
+    end = hit(shape[3], shape[2]);
+    sources.push(noise);
+  }
+  for (const source of sources) {
+    source.start(start);
+    source.stop(end);
+  }
+  sources[0].onended = () => env.disconnect();
+  return { end, sources };
+}
+
+/** Plays the notes of the rows that hear them ("notes" or "both") during one take: a timer
+ * schedules the notes starting in the next SYNTH_AHEAD seconds of the take's own timeline (so
+ * play, pause, seek and loop, which make a new take, keep it in sync), each row through a
+ * GainNode that follows its fader, mute and solo, into the take's bus. */
+class NoteSynth {
+  constructor(player, take) {
+    this.player = player;
+    this.take = take;
+    this.ctx = hook.ctx;
+    this.outputs = new Map(); // row index -> GainNode
+    this.cursors = new Map(); // row name -> elapsed seconds of the take scheduled so far
+    this.voices = []; // {end, sources}
+    this.scheduled = 0; // voices scheduled in this take (a test hook)
+  }
+
+  start() {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), SYNTH_TICK_MS);
+  }
+
+  stop(at) {
+    clearInterval(this.timer);
+    for (const voice of this.voices) {
+      for (const source of voice.sources) {
+        try {
+          source.stop(at);
+        } catch (err) {
+          /* already stopped */
+        }
+      }
+    }
+    this.voices = [];
+  }
+
+  output(i) {
+    if (!this.outputs.has(i)) {
+      const gain = this.ctx.createGain();
+      gain.gain.value = this.player.mix().synthGains[i] ?? 0;
+      gain.connect(this.take.bus);
+      this.outputs.set(i, gain);
+    }
+    return this.outputs.get(i);
+  }
+
+  setGains(gains, now) {
+    this.outputs.forEach((node, i) => glide(node.gain, gains[i] ?? 0, now));
+  }
+
+  tick() {
+    const now = this.ctx.currentTime;
+    const elapsed = Math.max(0, now - this.take.when);
+    const until = elapsed + SYNTH_AHEAD;
+    (this.player.model.get("tracks") ?? []).forEach((track, i) => {
+      const notes = this.player.noteSets.get(track.name);
+      if (!notes?.n || this.player.hearMode(track.name) === "audio") {
+        this.cursors.delete(track.name); // switched on again: from now on
+        return;
+      }
+      const from = this.cursors.get(track.name) ?? elapsed;
+      if (until > from) this.schedule(i, notes, from, until);
+      this.cursors.set(track.name, Math.max(from, until));
+    });
+    this.voices = this.voices.filter((voice) => voice.end > now);
+  }
+
+  /** Every note of row i that starts within elapsed [e0, e1) of the take. */
+  schedule(i, notes, e0, e1) {
+    const out = this.output(i);
+    for (const piece of timelinePieces(this.take, this.player.duration(), e0, e1)) {
+      for (let k = lowerBound(notes.onset, piece.m0); k < notes.n && notes.onset[k] < piece.m1; k++) {
+        const start = piece.at + (notes.onset[k] - piece.m0);
+        const level = clamp(notes.velocity[k] / 127, 0, 1);
+        const voice = notes.drums ? drumVoice(this.ctx, out, notes.pitch[k], level, start)
+          : toneVoice(this.ctx, out, notes.pitch[k], level, start, Math.min(notes.offset[k], piece.end) - notes.onset[k]);
+        this.voices.push(voice);
+        this.scheduled += 1;
+      }
+    }
+  }
+}
+
 // ---- Player: audio, mixer and transport for one model (shared by all of its views) ---------
 
 class Player {
@@ -216,10 +484,14 @@ class Player {
     this.onMixChange = () => this.applyMix();
     this.onPlayingChange = () => this.followPlayingTrait();
     model.on("msg:custom", this.onMessage);
-    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks"]) {
+    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks", "hear"]) {
       model.on(`change:${name}`, this.onMixChange);
     }
     model.on("change:playing", this.onPlayingChange);
+    this.noteSets = new Map(); // row name -> parsed notes (parseNotes), shared by views and synth
+    this.onNotesChange = () => this.followNotes();
+    model.on("change:notes", this.onNotesChange);
+    this.followNotes();
     this.onTracksChange = () => this.followTracks();
     this.onLoopChange = () => this.followLoop();
     this.onShownChange = () => this.followShown();
@@ -407,7 +679,10 @@ class Player {
   markNoKernel() {
     this.noKernel = true;
     this.setStatus("Kernel not connected: re-run this cell to play.");
-    this.views.forEach((v) => v.dataChanged());
+    this.views.forEach((v) => {
+      v.dataChanged();
+      v.updateMixer(); // no one to transcribe: the notes buttons of rows without notes are off
+    });
   }
 
   handleMessage(msg, buffers) {
@@ -526,6 +801,34 @@ class Player {
     else this.refreshViews();
   }
 
+  // -- notes --
+
+  /** New `notes` from the kernel: parse what changed; the mix and the drawings follow. */
+  followNotes() {
+    const entries = this.model.get("notes") ?? {};
+    const parsed = new Map();
+    for (const [name, entry] of Object.entries(entries)) {
+      const old = this.noteSets.get(name);
+      const notes = old && old.entry === entry ? old : parseNotes(entry);
+      if (notes) parsed.set(name, old === notes ? old : { ...notes, entry });
+    }
+    this.noteSets = parsed;
+    this.applyMix();
+    this.views.forEach((v) => v.draw());
+  }
+
+  /** Has the page the notes of row `name` (to draw and play)? */
+  hasNotes(name) {
+    const notes = this.noteSets.get(name);
+    return !!notes && !notes.error;
+  }
+
+  /** What row `name` plays: "audio", "notes" or "both" (its audio until its notes are in). */
+  hearMode(name) {
+    const mode = (this.model.get("hear") ?? {})[name];
+    return HEAR_MODES.includes(mode) && this.hasNotes(name) ? mode : "audio";
+  }
+
   // -- mixer --
 
   /** Linear gain of every track now, and which rows are audible. */
@@ -542,16 +845,23 @@ class Player {
     const src = tracks.findIndex((t) => t.kind === "source");
     const match = src >= 0 ? matchedGain(m.get("energy"), stemGains, src) : 0;
     const sourceMode = m.get("ab") === "source" && src >= 0;
-    if (!sourceMode) return { gains: stemGains, audible, match, src, sourceMode };
-    return { gains: tracks.map((t, i) => (i === src ? match : 0)), audible: tracks.map((t, i) => i === src),
-      match, src, sourceMode };
+    if (!sourceMode) {
+      // a row that hears its notes plays them through the synth, at the row's gain
+      const modes = tracks.map((t) => this.hearMode(t.name));
+      const gains = stemGains.map((g, i) => (modes[i] === "notes" ? 0 : g));
+      const synthGains = stemGains.map((g, i) => (modes[i] === "audio" ? 0 : g));
+      return { gains, synthGains, audible, match, src, sourceMode };
+    }
+    return { gains: tracks.map((t, i) => (i === src ? match : 0)), synthGains: tracks.map(() => 0),
+      audible: tracks.map((t, i) => i === src), match, src, sourceMode };
   }
 
   applyMix() {
-    const { gains } = this.mix();
+    const { gains, synthGains } = this.mix();
     if (this.take) {
       const now = hook.ctx.currentTime;
       this.take.gainNodes.forEach((node, i) => glide(node.gain, gains[i] ?? 0, now));
+      this.take.synth?.setGains(synthGains, now);
     }
     this.views.forEach((v) => v.updateMixer());
   }
@@ -609,6 +919,8 @@ class Player {
     const take = { sources, gainNodes, bus, when, offset, loop };
     if (sources[0]) sources[0].onended = () => this.take === take && this.finish();
     this.take = take;
+    take.synth = new NoteSynth(this, take); // the notes of the rows that hear them, on the same clock
+    take.synth.start();
     this.pendingPlay = false;
     this.startSync();
     this.writeTransport();
@@ -665,6 +977,7 @@ class Player {
     this.lastTake = take;
     const now = hook.ctx.currentTime;
     glide(take.bus.gain, 0, now, 0.004);
+    take.synth?.stop(now + 0.04);
     for (const source of take.sources) {
       source.onended = null;
       try {
@@ -766,9 +1079,10 @@ class Player {
     clearTimeout(this.noKernelTimer);
     clearTimeout(this.releaseTimer);
     this.model.off("msg:custom", this.onMessage);
-    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks"]) {
+    for (const name of ["gains_db", "muted", "soloed", "ab", "energy", "tracks", "hear"]) {
       this.model.off(`change:${name}`, this.onMixChange);
     }
+    this.model.off("change:notes", this.onNotesChange);
     this.model.off("change:playing", this.onPlayingChange);
     this.model.off("change:tracks", this.onTracksChange);
     this.model.off("change:loop", this.onLoopChange);
@@ -835,6 +1149,10 @@ class View {
     on("specs colormap", () => this.decodeSpecs());
     on("db_label colormap", () => this.updateScale());
     on("ab_labels", () => this.labelAB());
+    on("notes_shown nyquist notes", () => {
+      this.updateMixer();
+      this.draw();
+    });
 
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.grid);
@@ -1012,12 +1330,18 @@ class View {
         row.gain = el("input", "sl-gain", { type: "range", min: GAIN_MIN_DB, max: GAIN_MAX_DB, step: 0.5,
           title: "Gain (double-click: 0 dB)", "aria-label": `${track.label ?? track.name} gain` });
         row.db = el("span", "sl-db");
+        row.notesButton = el("button", "sl-notes", { type: "button", text: "\u266a",
+          "aria-label": `${track.label ?? track.name} notes` });
+        row.notesButton.addEventListener("click", () => this.toggleNotes(i));
+        row.hearButton = el("button", "sl-hear", { type: "button", dataset: { hear: "audio" },
+          "aria-label": `${track.label ?? track.name}: hear audio, notes or both` });
+        row.hearButton.addEventListener("click", () => this.cycleHear(i));
         row.mute.addEventListener("click", () => this.toggle("muted", i));
         row.solo.addEventListener("click", (e) => this.toggle("soloed", i, e.ctrlKey || e.metaKey || e.altKey));
         row.gain.addEventListener("input", () => this.setGain(i, Number(row.gain.value), false));
         row.gain.addEventListener("change", () => this.setGain(i, Number(row.gain.value), true));
         row.gain.addEventListener("dblclick", () => this.setGain(i, 0, true));
-        controls.append(row.mute, row.solo, row.gain, row.db);
+        controls.append(row.mute, row.solo, row.notesButton, row.hearButton, row.gain, row.db);
       }
       panel.append(head, controls);
       row.plot = el("div", "sl-plot", { dataset: data, tabindex: "-1" });
@@ -1239,6 +1563,46 @@ class View {
     this.player.setMixer({ gains_db: gains }, due);
   }
 
+  /** The notes toggle of row i: draw its notes or not (the kernel sends them when first wanted). */
+  toggleNotes(i) {
+    const name = this.rows[i].track.name;
+    const shown = (this.model.get("notes_shown") ?? []).filter((n) => n !== name);
+    this.player.setTrait("notes_shown", shown.length === (this.model.get("notes_shown") ?? []).length
+      ? [...shown, name] : shown);
+  }
+
+  /** The hear button of row i: audio -> notes -> both -> audio. */
+  cycleHear(i) {
+    const name = this.rows[i].track.name;
+    const hear = this.model.get("hear") ?? {};
+    const next = HEAR_MODES[(HEAR_MODES.indexOf(hear[name] ?? "audio") + 1) % HEAR_MODES.length];
+    this.player.setMixer({ hear: { ...hear, [name]: next } });
+  }
+
+  /** The notes and hear buttons of a row: on or off, loading, failed, or not available here. */
+  updateNotesButtons(row) {
+    const name = row.track.name;
+    const notes = this.player.noteSets.get(name);
+    const shown = (this.model.get("notes_shown") ?? []).includes(name);
+    const wanted = (this.model.get("hear") ?? {})[name] ?? "audio";
+    // Without someone to transcribe (a page without a kernel) only rows that have notes can.
+    const available = !!notes || this.player.refines();
+    const loading = !notes && (shown || wanted !== "audio") && available;
+    const error = notes?.error;
+    row.notesButton.classList.toggle("sl-on", shown);
+    row.notesButton.setAttribute("aria-pressed", String(shown));
+    row.notesButton.classList.toggle("sl-loading", loading);
+    row.notesButton.classList.toggle("sl-error", !!error);
+    row.notesButton.disabled = !available;
+    row.notesButton.title = error ? `No notes: ${error}` : !available ? "No notes in this page"
+      : `Notes: draw ${name}'s transcribed notes over its plot${notes ? ` (${notes.n})` : ""}`;
+    row.hearButton.dataset.hear = wanted;
+    row.hearButton.textContent = HEAR_TEXT[wanted] ?? "A";
+    row.hearButton.classList.toggle("sl-on", wanted !== "audio");
+    row.hearButton.disabled = !available || !!error;
+    row.hearButton.title = "Hear: the stem's audio (A), a synth playing its notes (N), or both (AN)";
+  }
+
   // -- state -> DOM --
 
   updateMixer() {
@@ -1256,6 +1620,7 @@ class View {
         row.match.title = "Gain that makes the source as loud as the current stem mix";
         return;
       }
+      this.updateNotesButtons(row);
       row.mute.classList.toggle("sl-on", !!muted[i]);
       row.mute.setAttribute("aria-pressed", String(!!muted[i]));
       row.solo.classList.toggle("sl-on", !!soloed[i]);
@@ -1409,13 +1774,110 @@ class View {
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, width, height);
     const mode = this.model.get("view");
-    if (mode === "waveform") this.drawWave(g, i, 0, width, height);
-    else if (mode === "spectrogram") this.drawSpec(g, i, 0, width, height);
-    else {
+    let area; // where the notes go: the spectrogram, or the waveform when there is none
+    if (mode === "waveform") {
+      this.drawWave(g, i, 0, width, height);
+      area = { top: 0, height, spectrogram: false };
+    } else if (mode === "spectrogram") {
+      this.drawSpec(g, i, 0, width, height);
+      area = { top: 0, height, spectrogram: true };
+    } else {
       const waveHeight = Math.round(height * 0.38);
       this.drawWave(g, i, 0, width, waveHeight);
       this.drawSpec(g, i, waveHeight + 1, width, height - waveHeight - 1);
+      area = { top: waveHeight + 1, height: height - waveHeight - 1, spectrogram: true };
     }
+    this.drawNotes(g, i, width, area);
+  }
+
+  /** The vertical band [y0, y1] (px) of MIDI `pitch` in `area`: on a spectrogram its semitone
+   * (a quarter tone below and above its frequency) on the frequency scale shown; over a
+   * waveform one of equal rows spanning the notes' range with a semitone to spare. */
+  pitchBand(pitch, notes, area) {
+    if (area.spectrogram) {
+      const scale = this.model.get("scale");
+      const nyquist = this.model.get("nyquist") || 22050;
+      const yOf = (hz) => area.top + (1 - frequencyFraction(hz, scale, nyquist)) * area.height;
+      return [yOf(midiToHz(pitch + 0.5)), yOf(midiToHz(pitch - 0.5))];
+    }
+    const low = notes.low - 1;
+    const rows = notes.high + 1 - low + 1;
+    const step = area.height / rows;
+    const y0 = area.top + (notes.high + 1 - pitch) * step;
+    return [y0, y0 + step];
+  }
+
+  /** Row i's notes, if its toggle is on: a rectangle per note from onset to offset at its pitch,
+   * or for drums a tick at each onset in its kit piece's lane. x is the spectrogram's own
+   * mapping (xOf, over the visible window), so the notes stay on the picture as it zooms. */
+  drawNotes(g, i, width, area) {
+    const row = this.rows[i];
+    row.noteBoxes = [];
+    const notes = this.player.noteSets.get(row.track.name);
+    const shown = (this.model.get("notes_shown") ?? []).includes(row.track.name);
+    if (!shown || !notes?.n) {
+      if (shown) row.plot.dataset.notes = "0";
+      else delete row.plot.dataset.notes;
+      return;
+    }
+    const { t0, t1 } = this.window();
+    const bottom = area.top + area.height;
+    const lanes = notes.drums ? notes.lanes.length : 0;
+    const laneHeight = lanes ? area.height / lanes : 0;
+    g.save();
+    g.beginPath();
+    g.rect(0, area.top, width, area.height);
+    g.clip();
+    g.fillStyle = row.color ?? "#ffffff";
+    g.strokeStyle = area.spectrogram ? "rgba(255,255,255,0.9)" : "rgba(0,0,0,0.55)";
+    g.lineWidth = 1;
+    const last = lowerBound(notes.onset, t1); // notes are sorted by onset
+    for (let k = 0; k < last; k++) {
+      if (notes.offset[k] < t0 && !notes.drums) continue;
+      const x = this.xOf(notes.onset[k], width);
+      let y;
+      let w;
+      let h;
+      if (notes.drums) { // a tick 3 px wide in the lane, bottom lane first
+        if (x < -3) continue;
+        const lane = notes.lane[k];
+        y = bottom - (lane + 0.9) * laneHeight;
+        h = laneHeight * 0.8;
+        w = 3;
+      } else {
+        const [y0, y1] = this.pitchBand(notes.pitch[k], notes, area);
+        if (y1 < area.top || y0 > bottom) continue; // off this frequency axis
+        w = Math.max(2, this.xOf(notes.offset[k], width) - x);
+        h = Math.max(2, y1 - y0); // at least 2 px, centred on the band
+        y = (y0 + y1) / 2 - h / 2;
+      }
+      const alpha = noteAlpha(notes.velocity[k], notes.confidence[k]);
+      g.globalAlpha = 0.5 * alpha; // the spectrogram shows through the fill, the outline marks the note
+      g.fillRect(x, y, w, h);
+      g.globalAlpha = alpha;
+      g.strokeRect(x + 0.5, y + 0.5, Math.max(0, w - 1), Math.max(0, h - 1));
+      row.noteBoxes.push({ k, x, y, w, h, onset: notes.onset[k], pitch: notes.pitch[k] });
+    }
+    g.globalAlpha = 1;
+    if (notes.drums && laneHeight >= 8) this.labelLanes(g, notes.lanes, area, laneHeight);
+    g.restore();
+    row.plot.dataset.notes = String(row.noteBoxes.length);
+  }
+
+  /** Kit piece names at the left of a drum row's lanes. */
+  labelLanes(g, lanes, area, laneHeight) {
+    const c = this.palette();
+    g.font = `8px ${c.font}`;
+    g.textBaseline = "middle";
+    g.textAlign = "left";
+    lanes.forEach((lane, j) => {
+      const y = area.top + area.height - (j + 0.5) * laneHeight;
+      const w = g.measureText(lane.label).width;
+      g.fillStyle = "rgba(0,0,0,0.5)";
+      g.fillRect(2, y - 4.5, w + 4, 9);
+      g.fillStyle = "#fff";
+      g.fillText(lane.label, 4, y + 0.5);
+    });
   }
 
   drawWave(g, i, top, width, height) {

@@ -34,9 +34,10 @@ itself when it switches sets (see :mod:`~stemlab.view.standalone`).
 The page writes ``position`` (about 10 Hz while playing, and on pause and seek), ``playing``,
 ``status``, ``gains_db``, ``muted``, ``soloed`` and ``ab``; from its own controls ``view``,
 ``scale``, ``channels``, ``show``, ``t0``/``t1`` (wheel, drag-select, zoom buttons) and
-``loop`` (shift-drag, the loop button). Whoever computes the rows (the
+``loop`` (shift-drag, the loop button), and per row ``notes_shown`` (the notes toggle) and
+``hear`` (audio, a synth of the notes, or both). Whoever computes the rows (the
 :class:`~stemlab.view.explorer.Explorer`) observes those and answers with new data and
-``shown``; until then the page draws the data it has, remapped from ``shown``'s window, and
+``shown`` (and ``notes``, transcribed when a row first wants them); until then the page draws the data it has, remapped from ``shown``'s window, and
 shows a busy state after 200 ms. With ``shown`` empty (a plain view, a standalone page) nobody
 refines the data: zooming rescales what there is.
 
@@ -69,7 +70,7 @@ from traitlets import Bool, Bytes, Dict, Float, Int, List, TraitError, Tuple, Un
 from ..dsp import gram
 from .spectrogram import SCALES, colormap_lut
 
-__all__ = ["StemView", "pack_waves", "energy_matrix", "GAIN_MIN_DB", "GAIN_MAX_DB"]
+__all__ = ["StemView", "pack_waves", "pack_notes", "energy_matrix", "GAIN_MIN_DB", "GAIN_MAX_DB"]
 
 GAIN_MIN_DB = -60.0  # the bottom of the fader: silence
 GAIN_MAX_DB = 12.0
@@ -78,6 +79,8 @@ KINDS = ("source", "stem", "residual", "sum")
 AB_MODES = ("stems", "source")
 CHANNELS = ("mid", "stereo")
 SHOWS = ("stems", "residual")
+HEAR_MODES = ("audio", "notes", "both")  # a row plays its audio, a synth of its notes, or both
+NOTE_FIELDS = ("onset", "offset", "pitch", "velocity", "confidence")  # the float32 columns of notes
 CONTROLS = ("view", "scale", "channels", "show", "zoom", "loop")
 KERNEL_CONTROLS = ("view", "scale", "channels", "show")  # need a kernel to recompute the rows
 
@@ -153,6 +156,22 @@ class StemView(anywidget.AnyWidget):
     busy : str
         Set by the kernel while it computes new rows (e.g. ``"computing the residual"``); the
         page shows it, and dims the plots, after 200 ms.
+    notes : dict
+        Transcribed notes by row name: ``{"drums": bool, "data": bytes}`` with ``data`` float32
+        little-endian ``(n, 5)``: onset s, offset s, MIDI pitch (for drums the General MIDI
+        percussion key), velocity 1-127, confidence 0-1, sorted by onset (see
+        :func:`pack_notes`); or ``{"error": str}`` when the notes could not be had.
+    notes_shown : list of str
+        Names of the rows whose notes are drawn over their plot (the rows' notes toggles): on a
+        spectrogram at their pitch's frequency (drum hits as ticks in lanes), over a waveform
+        on the row's own pitch range.
+    hear : dict
+        ``{name: "audio" | "notes" | "both"}``: what a row plays, its audio, a synth rendering
+        of its notes in sync, or both (rows not listed: ``"audio"``). A row's fader, mute and
+        solo apply to its synth too.
+    nyquist : float
+        Hz at the top of the spectrograms' frequency axis (half the sample rate); the page maps
+        note pitches onto that axis (default 22050).
 
     Examples
     --------
@@ -203,6 +222,10 @@ class StemView(anywidget.AnyWidget):
     loop = List(Float()).tag(sync=True)
     shown = Dict().tag(sync=True)
     busy = Unicode("").tag(sync=True)
+    notes = Dict().tag(sync=True)
+    notes_shown = List(Unicode()).tag(sync=True)
+    hear = Dict().tag(sync=True)
+    nyquist = Float(22050.0).tag(sync=True)
 
     def __init__(self, **kwargs):
         if "t1" not in kwargs and "duration" in kwargs:
@@ -295,6 +318,16 @@ class StemView(anywidget.AnyWidget):
             if not loop[1] > loop[0]:
                 raise TraitError(f"loop {proposal['value']!r} is past the end ({self.duration:.2f} s)")
         return loop
+
+    @validate("hear")
+    def _valid_hear(self, proposal):
+        for name, mode in proposal["value"].items():
+            _one_of(f"hear[{name!r}]", mode, HEAR_MODES)
+        return proposal["value"]
+
+    @validate("notes_shown")
+    def _valid_notes_shown(self, proposal):
+        return list(dict.fromkeys(proposal["value"]))  # each name once, in order
 
     @validate("wave_channels")
     def _valid_wave_channels(self, proposal):
@@ -442,6 +475,27 @@ def pack_waves(envelopes: np.ndarray) -> bytes:
     if envelopes.ndim != 4 or envelopes.shape[2] != 2:
         raise ValueError(f"envelopes must be (n_tracks, channels, 2, columns), got {envelopes.shape}")
     return np.clip(envelopes, -1, 1).astype("<f4").tobytes()
+
+
+def pack_notes(onset, offset, pitch, velocity=None, confidence=None) -> bytes:
+    """The ``data`` bytes of a row's ``notes``: float32 ``(n, 5)`` of onset, offset, pitch,
+    velocity and confidence (velocity 100 and confidence 1 when not given), sorted by onset;
+    notes with ``offset <= onset`` or a non-finite time are left out.
+
+    >>> data = pack_notes([1.0, 0.5], [1.5, 0.75], [60, 64])
+    >>> np.frombuffer(data, "<f4").reshape(-1, 5).tolist()
+    [[0.5, 0.75, 64.0, 100.0, 1.0], [1.0, 1.5, 60.0, 100.0, 1.0]]
+    """
+    onset, offset, pitch = (np.asarray(x, np.float64).ravel() for x in (onset, offset, pitch))
+    n = len(onset)
+    velocity = np.full(n, 100.0) if velocity is None else np.asarray(velocity, np.float64).ravel()
+    confidence = np.ones(n) if confidence is None else np.asarray(confidence, np.float64).ravel()
+    if not all(len(x) == n for x in (offset, pitch, velocity, confidence)):
+        raise ValueError("pack_notes needs columns of one length")
+    table = np.column_stack([onset, offset, pitch, np.clip(velocity, 0, 127), np.clip(confidence, 0, 1)])
+    keep = np.isfinite(table).all(axis=1) & (offset > onset) & (onset >= 0)
+    table = table[keep]
+    return table[np.argsort(table[:, 0], kind="stable")].astype("<f4").tobytes()
 
 
 def energy_matrix(tracks: Sequence[np.ndarray]) -> list[list[float]]:
