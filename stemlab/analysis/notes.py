@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import maximum_bipartite_matching
 from ..config import Settings
 from ..fetching import as_set
 from ..stemset import Stem
-from ..transcription.notes import NOTE_COLUMNS, note_frame
+from ..transcription.notes import NOTE_COLUMNS, note_frame  # noqa: F401 (the examples use note_frame)
 
 __all__ = ["transcribe", "score_notes", "score_onsets", "score_drums", "NoteScore", "ONSET_TOLERANCE", "PITCH_TOLERANCE"]
 

@@ -57,7 +57,7 @@ def song_midi_path() -> Path:
 def song_notes() -> "pd.DataFrame":
     """The demo song's true notes (a notes table with a ``stem`` column), read from its MIDI file.
 
-    >>> song_notes().groupby("stem").size()["vocals"]
+    >>> int(song_notes().groupby("stem").size()["vocals"])
     58
     """
     from ..transcription.midi import notes_from_midi

@@ -23,7 +23,7 @@ from ..mp3 import first_frame
 from ..taxonomy import TWELVE_STEMS
 from .library import Song, default_track_id, encode_mp3, write_song
 
-__all__ = ["synth_stems", "mix", "make_song", "make_library", "strip_xing_frame",
+__all__ = ["synth_stems", "synth_notes", "mix", "make_song", "make_library", "strip_xing_frame",
            "tagless_vbr_mp3"]
 
 BEAT = 0.5  # seconds (120 bpm)
@@ -225,6 +225,30 @@ def synth_stems(duration: float = 6.0, sr: int = 44100, names: Iterable[str] = T
     top = float(np.abs(mix(stems)).max()) if stems else 0.0
     scale = peak / top if top > 0 else 1.0
     return {name: (audio * scale).astype(np.float32) for name, audio in stems.items()}
+
+
+#: the General MIDI percussion key of each part of the drum voice (kick, snare, hi-hat)
+DRUM_KEYS = (36, 38, 42)
+SCORED = ("vocals", "bass", "drums")  # the voices whose events are notes a listener would write down
+
+
+def synth_notes(duration: float = 6.0, names: Iterable[str] = SCORED) -> list[tuple[str, float, float, int]]:
+    """The score of :func:`synth_stems` for the voices in ``names`` that have one (lead vocals,
+    bass and drums): ``(stem, onset s, offset s, MIDI pitch or drum key)``, sorted by stem then
+    onset. The truth to score transcriptions of sandbox songs against.
+
+    >>> synth_notes(1.0, names=("bass",))[:2]
+    [('bass', 0.0, 0.25, 36), ('bass', 0.25, 0.5, 36)]
+    """
+    notes = []
+    for name in names:
+        if name not in SCORED:
+            continue
+        for part, (events, _timbre) in enumerate(VOICES[name][0](duration)):
+            for start, length, midi, _amp in events:
+                pitch = DRUM_KEYS[part] if name == "drums" else int(midi)
+                notes.append((name, float(start), float(min(start + length, duration)), pitch))
+    return sorted(notes, key=lambda n: (n[0], n[1], n[3]))
 
 
 def mix(stems: dict[str, np.ndarray]) -> np.ndarray:

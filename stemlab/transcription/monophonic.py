@@ -139,7 +139,7 @@ def _attack_starts(fine: np.ndarray, peaks: np.ndarray, backtracked: np.ndarray)
         start = int(back)
         if rise >= GAP_DB:
             above = np.flatnonzero(window[quietest:] > window[quietest] + 1.0)
-            start = min(int(peak), int(round((begin + quietest + max(int(above[0]) - 1, 0)) / ratio)))
+            start = int(round((begin + quietest + max(int(above[0]) - 1, 0)) / ratio))
         starts.append(start)
         attacks.append(rise >= RISE_DB)
     starts, attacks = np.asarray(starts, dtype=int), np.asarray(attacks, dtype=bool)

@@ -27,7 +27,7 @@ from ..files import atomic_write_bytes, read_derived
 from .kinds import METHODS, kind_of
 from .notes import NOTE_COLUMNS, empty_notes, note_frame
 
-__all__ = ["stem_notes", "method_for", "VERSIONS"]
+__all__ = ["stem_notes", "transcribe_audio", "method_for", "VERSIONS"]
 
 #: Bumped whenever a method's output changes, so cached notes of the old version are not read.
 VERSIONS = {"monophonic": 1, "polyphonic": 1, "drums": 1}
@@ -62,17 +62,24 @@ def stem_notes(stem, *, method: str | None = None,
     if callable(silence_db):
         silence_db = silence_db()
     silent = is_silent(audio) if silence_db is None else is_silent(audio, threshold_db=silence_db)
-    notes = empty_notes() if silent else _run(method, stem.name, audio.mean(axis=0), stem.sr)
+    notes = empty_notes() if silent else transcribe_audio(audio.mean(axis=0), stem.sr, stem=stem.name, method=method)
     _save(path, notes, method)
     return notes
 
 
-def _run(method: str, name: str, mono: np.ndarray, sr: int) -> pd.DataFrame:
+def transcribe_audio(y: np.ndarray, sr: int, *, stem: str, method: str | None = None) -> pd.DataFrame:
+    """The notes of mono audio ``y`` as a stem named ``stem`` is transcribed (its kind's method and
+    pitch range, or ``method``), with no cache.
+
+    >>> transcribe_audio(np.zeros(22050, np.float32), 22050, stem="bass").empty
+    True
+    """
+    method = method_for(stem, method)
     module, function = _FUNCTIONS[method]
     transcribe: Callable = getattr(import_module(f"{__package__}.{module}"), function)
     if method == "drums":
-        return transcribe(mono, sr)
-    return transcribe(mono, sr, pitch_range=kind_of(name).pitch_range)
+        return transcribe(y, sr)
+    return transcribe(y, sr, pitch_range=kind_of(stem).pitch_range)
 
 
 def _save(path: Path, notes: pd.DataFrame, method: str) -> None:

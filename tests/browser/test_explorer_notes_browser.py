@@ -13,7 +13,6 @@ computed here from the notes' times and ``spectrogram.row_frequencies``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

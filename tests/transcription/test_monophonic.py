@@ -49,7 +49,7 @@ def melody(seed: int, *, tuning_cents: float = 0.0, n: int = 40):
     pitch, t, rows, f0_parts, env_parts = 62, 0.25, [], [], []
     f0_parts.append(np.zeros(int(0.25 * SR)))
     env_parts.append(np.zeros(int(0.25 * SR)))
-    previous_slur = False
+    previous_slur, previous_pitch = False, float(pitch)
     for i in range(n):
         length = float(rng.choice([0.15, 0.25, 0.4, 0.6, 0.8]))
         move = rng.random()
@@ -68,7 +68,7 @@ def melody(seed: int, *, tuning_cents: float = 0.0, n: int = 40):
         midi = pitch + (tuning_cents + cents) / 100.0
         if previous_slur:  # glide from the previous note over 50 ms
             glide = np.clip(k / 0.05, 0, 1)
-            midi = previous_pitch + (midi - previous_pitch) * glide  # noqa: F821 (set below)
+            midi = previous_pitch + (midi - previous_pitch) * glide
         f0_parts.append(440.0 * 2 ** ((midi - 69) / 12))
         attack = np.ones(m) if previous_slur else np.clip(k / 0.02, 0, 1)
         gap = 0 if slur else int(0.03 * SR)
