@@ -83,6 +83,8 @@ _PURE = 0.85          # an onset this much explained by one template teaches tha
 _BOUND = 3.0          # adapted templates stay within this factor of their shapes
 _ROUNDS = 4           # template adaptation rounds
 _NOTE_LENGTH = 0.1    # seconds
+_PAD_S = 0.1          # seconds of silence put in front of the audio
+_BAND_DELTA = 1.5     # dB: least mean rise of a class's own bands for an onset of their own
 _HOP_S = 0.01
 _N_MELS = 48
 
@@ -92,8 +94,10 @@ def transcribe_drums(y: np.ndarray, sr: int) -> pd.DataFrame:
     y = np.asarray(y, np.float32).reshape(-1)
     if y.size < sr // 10 or not np.any(np.abs(y) > 1e-5):
         return empty_notes()
-    mel, freqs, widths, hop = _spectrogram(y, sr)
-    frames = _onsets(mel)
+    pad = round(_PAD_S * sr)  # silence in front, so a hit at t = 0 is an onset too
+    mel, freqs, widths, hop = _spectrogram(np.concatenate([np.zeros(pad, np.float32), y]), sr)
+    own_bands = _own_bands(freqs, sr)
+    frames = _onsets(mel, own_bands)
     if frames.size == 0:
         return empty_notes()
     attacks = np.stack([_attack(mel, t) for t in frames], axis=1)
@@ -102,7 +106,6 @@ def transcribe_drums(y: np.ndarray, sr: int) -> pd.DataFrame:
     # each class's loudness at each onset, against the stem's loud onsets (one scale for all)
     loudness = _loudness(weights * gain, widths)[:, None] * levels
     loudness /= np.percentile(_loudness(attacks, widths), 90) + 1e-12
-    own_bands = _own_bands(freqs, sr)
     onset, pitch, velocity, confidence = [], [], [], []
     for k, name in enumerate(SHAPES):
         found, share, level = _detect(weights, levels, k, own_bands[name], _SHARE[name])
@@ -110,7 +113,7 @@ def transcribe_drums(y: np.ndarray, sr: int) -> pd.DataFrame:
         if not found.any():
             continue
         loud = level[found] / level[found].max()
-        onset.append(frames[found] * hop / sr)
+        onset.append((frames[found] * hop - pad) / sr)
         pitch.append(np.full(found.sum(), _KEYS[name]))
         velocity.append(127 * np.sqrt(loud))
         confidence.append(share[found] * np.minimum(1.0, level[found]) ** 0.25)
@@ -150,14 +153,29 @@ def _own_bands(freqs: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     return {name: (freqs >= lo) & (freqs <= hi) for name, (lo, hi) in own.items()}
 
 
-def _onsets(mel: np.ndarray) -> np.ndarray:
-    """Onset frames from a SuperFlux-style envelope (robust to cymbal shimmer)."""
+def _onsets(mel: np.ndarray, own_bands: dict[str, np.ndarray]) -> np.ndarray:
+    """Onset frames from SuperFlux-style envelopes (robust to cymbal shimmer): one over all bands,
+    and one over each class's own bands, so a quiet hat under a loud kick or snare tail is an
+    onset too. Band onsets within 3 frames of an earlier-found onset are the same onset."""
     import librosa
 
     db = librosa.amplitude_to_db(mel, ref=np.max, top_db=80.0)
-    env = librosa.onset.onset_strength(S=db, lag=2, max_size=3, aggregate=np.mean, center=False)
-    peaks = librosa.util.peak_pick(env, pre_max=3, post_max=3, pre_avg=10, post_avg=10, delta=1.0, wait=3)
-    return np.asarray(peaks, dtype=np.int64)
+    found = _peaks(db, 1.0)
+    for mask in [own_bands["hihat"]]:
+        for t in _peaks(db[mask], _BAND_DELTA):
+            if not found or min(abs(t - f) for f in found) > 3:
+                found.append(t)
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def _peaks(db: np.ndarray, delta: float) -> list[int]:
+    """Peak frames of the SuperFlux envelope (mean dB rise over lag 2) of the bands ``db``."""
+    import librosa
+
+    env = librosa.onset.onset_strength(S=db, lag=2, max_size=min(3, db.shape[0]), aggregate=np.mean,
+                                       center=False)
+    peaks = librosa.util.peak_pick(env, pre_max=3, post_max=3, pre_avg=10, post_avg=10, delta=delta, wait=3)
+    return [int(t) for t in peaks]
 
 
 def _attack(mel: np.ndarray, t: int) -> np.ndarray:

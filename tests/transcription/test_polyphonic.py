@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import mir_eval
 import numpy as np
 import pandas as pd
+import pretty_midi
 import pytest
-
-mir_eval = pytest.importorskip("mir_eval")
-pretty_midi = pytest.importorskip("pretty_midi")
 
 import stemlab
 from stemlab.transcription import polyphonic
