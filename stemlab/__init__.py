@@ -46,6 +46,7 @@ _EXPORTS = {
     "evaluate": "stemlab.analysis.metrics",
     "transcribe": "stemlab.analysis.notes",
     "score_notes": "stemlab.analysis.notes",
+    "score_drums": "stemlab.analysis.notes",
     "plot_pianoroll": "stemlab.view.pianoroll",
     **{name: "stemlab.errors" for name in _errors.__all__},
 }

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="stemlab", description="Fetch, cache, check and compare music stems.", examples=(
         "stemlab demo                          # the whole pipeline offline, no key",
         "stemlab fetch cqtai CLIP_ID           # a provider's stems, cached",
-        "stemlab notebooks                     # copy the three notebooks to ./stemlab-notebooks"))
+        "stemlab notebooks                     # copy the four notebooks to ./stemlab-notebooks"))
     parser.add_argument("--version", action="version", version=f"stemlab {__version__}")
     parser.add_argument("--cache-dir", help="cache folder (default: $STEMLAB_CACHE_DIR or the user cache dir)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--open", action="store_true", help="open the report in a browser, where one exists")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    notebooks = commands.add_parser("notebooks", help="copy the three example notebooks into a folder",
+    notebooks = commands.add_parser("notebooks", help="copy the four example notebooks into a folder",
                                     examples=("stemlab notebooks                  # into ./stemlab-notebooks",
                                               "stemlab notebooks ~/class --force  # overwrite earlier copies"))
     notebooks.add_argument("dir", nargs="?", default="stemlab-notebooks", metavar="DIR",
@@ -249,7 +249,6 @@ def _cmd_compare(args, settings) -> int:
 def _cmd_midi(args, settings) -> int:
     from .cache import safe_component
     from .fetching import open_set
-    from .progress import progress_bar
     from .transcription.stems import method_for
 
     _set_ref(args.set, settings)
@@ -263,20 +262,16 @@ def _cmd_midi(args, settings) -> int:
         raise UsageError(f"{output} is a folder: pass a file name, such as {output / 'stems.mid'}")
     if not output.parent.is_dir():
         raise UsageError(f"the folder {output.parent} does not exist: create it, or write the file elsewhere")
-    counts = {}
-    with progress_bar(desc="transcribing", total=len(names), unit="stem", disable=not _progress(args)) as bar:
-        for name in names:
-            bar.set_postfix_str(name)
-            counts[name] = len(stemset[name].notes(method=args.method))
-            bar.update(1)
+    counts = stemset.notes(names, method=args.method, progress=_progress(args)).groupby("stem").size()
     stemset.to_midi(output, names=names, method=args.method)
-    stems = [{"name": name, "notes": counts[name], "method": method_for(name, args.method)} for name in names]
+    stems = [{"name": name, "notes": int(counts.get(name, 0)), "method": method_for(name, args.method)}
+             for name in names]
     if args.json:
         _print_json({"midi": str(output), "stems": stems})
         return 0
     for stem in stems:
         print(f"  {stem['name']:<16} {stem['notes']:>6} notes  ({stem['method']})")
-    print(f"wrote {output}: {len(names)} tracks, {sum(counts.values())} notes")
+    print(f"wrote {output}: {len(names)} tracks, {int(counts.sum())} notes")
     return 0
 
 

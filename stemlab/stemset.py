@@ -380,14 +380,22 @@ class StemSet(Rendered):
 
         return silence_threshold(self.source.audio if self.source is not None else None)
 
-    def notes(self, names: list[str] | None = None, *, method: str | None = None):
+    def notes(self, names: list[str] | None = None, *, method: str | None = None, progress: bool = False):
         """The notes of every stem (or of ``names``) in one table, with a ``stem`` column in front;
-        see :meth:`Stem.notes`."""
+        see :meth:`Stem.notes`. Stems are transcribed in parallel threads (one per core), with a
+        progress bar when ``progress``."""
         import pandas as pd
 
+        from .progress import progress_bar
         from .transcription.notes import NOTE_COLUMNS
 
-        tables = [self[name].notes(method=method).assign(stem=name) for name in (names or self.names)]
+        stems = [self[name] for name in (names or self.names)]
+        with ThreadPoolExecutor(max_workers=min(len(stems), os.cpu_count() or 2)) as pool, \
+                progress_bar(desc="transcribing", total=len(stems), unit="stem", disable=not progress) as bar:
+            futures = [pool.submit(stem.notes, method=method) for stem in stems]
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update(1))
+            tables = [future.result().assign(stem=stem.name) for future, stem in zip(futures, stems)]
         return pd.concat(tables, ignore_index=True)[["stem", *NOTE_COLUMNS]]
 
     def to_midi(self, path: str | os.PathLike, *, names: list[str] | None = None,

@@ -236,7 +236,8 @@ def test_notebooks_are_copied_out_and_never_overwritten_unasked(tmp_path):
     result = stemlab("notebooks", str(target))
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in target.iterdir())
-    assert names == ["01_explore_stems.ipynb", "02_compare_providers.ipynb", "03_teach_source_separation.ipynb"]
+    assert names == ["01_explore_stems.ipynb", "02_compare_providers.ipynb", "03_teach_source_separation.ipynb",
+                     "04_from_stems_to_notes.ipynb"]
     for name in names:
         assert str(target / name) in result.stdout
         assert json.loads((target / name).read_text())["cells"]
@@ -251,4 +252,4 @@ def test_notebooks_are_copied_out_and_never_overwritten_unasked(tmp_path):
 def test_notebooks_default_folder(tmp_path):
     result = stemlab("notebooks", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert len(list((tmp_path / "stemlab-notebooks").glob("*.ipynb"))) == 3
+    assert len(list((tmp_path / "stemlab-notebooks").glob("*.ipynb"))) == 4

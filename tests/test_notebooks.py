@@ -91,6 +91,21 @@ def test_committed_notebooks_carry_no_outputs(path):
         assert cell.get("execution_count") is None, f"{path.name}: strip the execution counts"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebooks_import_nothing_from_the_test_extra(path):
+    """A user has stemlab's dependencies, not its test extra: no notebook may import mir_eval,
+    museval... (stemlab's own scorers follow them, and the tests check that)."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    extra = {re.split(r"[<>=!~\[ ;]", r)[0].lower().replace("-", "_")
+             for r in pyproject["project"]["optional-dependencies"]["test"]}
+    runtime = {re.split(r"[<>=!~\[ ;]", r)[0].lower().replace("-", "_") for r in pyproject["project"]["dependencies"]}
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    imported = {m.lower() for m in re.findall(r"^\s*(?:import|from)\s+([A-Za-z_]\w*)", code, re.M)}
+    assert imported & (extra - runtime) == set()
+
+
 def test_the_readme_lists_exactly_the_notebooks_there_are():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = set(re.findall(r"`notebooks/([^`]+\.ipynb)`", readme))

@@ -73,7 +73,7 @@ def wheel(tmp_path_factory):
 def test_the_wheel_ships_the_notebooks(wheel):
     import zipfile
 
-    assert len(NOTEBOOKS) == 3
+    assert len(NOTEBOOKS) == 4
     with zipfile.ZipFile(wheel) as zf:
         shipped = sorted(n.removeprefix("stemlab/notebooks/") for n in zf.namelist() if n.endswith(".ipynb"))
         assert shipped == NOTEBOOKS

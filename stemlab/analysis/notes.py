@@ -119,12 +119,17 @@ def score_onsets(estimate: np.ndarray, reference: np.ndarray, *, window: float =
 def score_drums(estimate: pd.DataFrame, reference: pd.DataFrame, classes: Mapping[str, tuple[int, ...]],
                 *, window: float = ONSET_TOLERANCE) -> dict[str, NoteScore]:
     """Onset scores per drum class (a name and the General MIDI keys it covers), for every class
-    the reference plays. Hits of one class within 30 ms of each other count once, on both sides."""
+    the reference plays; for a reference that plays none of them (a shaker, a tambourine), one
+    score ``"any"`` of the onsets whatever their key. Hits of one class within 30 ms of each other
+    count once, on both sides."""
     scores = {}
     for name, keys in classes.items():
         true = _hits(reference, keys)
         if len(true):
             scores[name] = score_onsets(_hits(estimate, keys), true, window=window)
+    if not scores and len(reference):
+        every = sorted(set(reference["pitch"]) | set(estimate["pitch"]))
+        scores["any"] = score_onsets(_hits(estimate, every), _hits(reference, every), window=window)
     return scores
 
 

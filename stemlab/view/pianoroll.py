@@ -20,7 +20,7 @@ __all__ = ["plot_pianoroll", "DRUM_NAMES"]
 
 DRUM_NAMES = {35: "kick", 36: "kick", 37: "side stick", 38: "snare", 40: "snare", 42: "closed hat",
               44: "pedal hat", 46: "open hat", 49: "crash", 51: "ride", 54: "tambourine", 70: "shaker",
-              41: "tom", 43: "tom", 45: "tom", 47: "tom", 48: "tom", 50: "tom"}
+              41: "floor tom", 43: "floor tom", 45: "low tom", 47: "mid tom", 48: "high tom", 50: "high tom"}
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -76,7 +76,7 @@ def plot_pianoroll(notes: pd.DataFrame, ax=None, *, truth: pd.DataFrame | None =
     ax.set_xlim(t0, t1)
     ax.set_xlabel("time (s)")
     if len(drawn) > 1:
-        ax.legend(loc="upper right", fontsize="small", frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
     return drawn
 
 

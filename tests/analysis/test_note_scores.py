@@ -63,3 +63,10 @@ def test_drum_scores_are_per_class_and_count_a_flam_once():
     assert scores["hihat"].true == 1 and scores["hihat"].f1 == 1.0  # hat + pedal 10 ms apart: one hit
     assert (scores["kick"].matched, scores["kick"].estimated, scores["kick"].true) == (1, 2, 2)
     assert scores["snare"].f1 == 0.0  # 100 ms late
+
+
+def test_a_reference_with_none_of_the_classes_is_scored_on_its_onsets_whatever_the_key():
+    reference = note_frame([0.0, 0.25, 0.5], [0.1] * 3, [70, 70, 54], [100] * 3, [1.0] * 3)  # shaker, tambourine
+    estimate = note_frame([0.01, 0.26, 0.9], [0.1] * 3, [42, 42, 42], [100] * 3, [1.0] * 3)
+    scores = score_drums(estimate, reference, {"kick": (36,), "hihat": (42,)})
+    assert list(scores) == ["any"] and (scores["any"].matched, scores["any"].estimated) == (2, 3)
