@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..dsp import is_silent
-from ..errors import UsageError
+from ..errors import DecodeError, UsageError
 from ..files import atomic_write_bytes, read_derived
 from .kinds import METHODS, kind_of
 from .notes import NOTE_COLUMNS, empty_notes, note_frame
@@ -59,6 +59,9 @@ def stem_notes(stem, *, method: str | None = None,
     if cached is not None:
         return cached
     audio = np.asarray(stem.audio)
+    if not _finite(audio):
+        raise DecodeError(f"{stem.path.name} has NaN or infinite samples, so the {stem.name} stem cannot be "
+                          f"transcribed: export the file again, or replace those samples (np.nan_to_num) and save it")
     if callable(silence_db):
         silence_db = silence_db()
     silent = is_silent(audio) if silence_db is None else is_silent(audio, threshold_db=silence_db)
@@ -75,11 +78,18 @@ def transcribe_audio(y: np.ndarray, sr: int, *, stem: str, method: str | None = 
     True
     """
     method = method_for(stem, method)
+    if not _finite(np.asarray(y)):
+        raise UsageError(f"the {stem} audio has NaN or infinite samples: clean it first (e.g. np.nan_to_num)")
     module, function = _FUNCTIONS[method]
     transcribe: Callable = getattr(import_module(f"{__package__}.{module}"), function)
     if method == "drums":
         return transcribe(y, sr)
     return transcribe(y, sr, pitch_range=kind_of(stem).pitch_range)
+
+
+def _finite(audio: np.ndarray) -> bool:
+    """Every sample finite (checked a channel at a time: no temporary the size of the stem)."""
+    return all(np.isfinite(part).all() for part in (audio if audio.ndim > 1 else (audio,)))
 
 
 def _save(path: Path, notes: pd.DataFrame, method: str) -> None:

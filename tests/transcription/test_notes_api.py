@@ -112,3 +112,19 @@ def test_unknown_methods_and_things_that_are_not_sets_are_one_line_errors(demo_s
         stemlab.transcribe(demo_set["bass"], method="crepe")
     with pytest.raises(UsageError, match="transcribe takes a stem set, a set folder or a set id, not int"):
         stemlab.transcribe(42)
+
+
+def test_a_stem_with_nan_samples_is_a_one_line_error_naming_the_file(tmp_path):
+    from stemlab.errors import DecodeError
+    from stemlab.transcription.stems import transcribe_audio
+
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    y = 0.3 * np.sin(2 * np.pi * 220 * np.arange(22050) / 22050)
+    y[100:110] = np.nan
+    sf.write(folder / "keyboard.wav", y, 22050, subtype="FLOAT")
+    with pytest.raises(DecodeError, match="keyboard.wav has NaN or infinite samples, so the keyboard stem cannot"):
+        stemlab.transcribe(folder, cache_dir=tmp_path / "cache")
+    with pytest.raises(UsageError, match="the bass audio has NaN or infinite samples"):
+        transcribe_audio(np.full(100, np.inf, np.float32), 22050, stem="bass")
+    assert not list((tmp_path / "cache").rglob("*.notes.*"))
