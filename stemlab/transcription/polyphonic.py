@@ -277,7 +277,8 @@ def _track(H: np.ndarray, flux: np.ndarray, frames_per_second: float) -> list[tu
         for start, stop in _segments(h > OFF_DB):
             if h[start:stop].max() < ON_DB:
                 continue
-            bounds = [*_onsets(h, peaks, start, stop), stop]
+            # the first onset can land past a short segment's end (the rise it times is later)
+            bounds = [*([o for o in _onsets(h, peaks, start, stop) if o < stop] or [start]), stop]
             for a, b in itertools.pairwise(bounds):
                 top = a + int(np.argmax(h[a:b]))
                 if h[top] < ON_DB:
