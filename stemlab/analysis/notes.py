@@ -89,8 +89,9 @@ def _score(hits: np.ndarray, estimated: int, true: int) -> NoteScore:
 
 
 def _close(distance: np.ndarray, tolerance) -> np.ndarray:
-    """``distance <= tolerance``, with distances rounded so 0.05000000001 s counts as 50 ms."""
-    return np.round(distance, 9) <= tolerance
+    """``distance <= tolerance``, with distances rounded to 0.1 ms (as ``mir_eval.transcription``
+    does), so that 0.05000000001 s counts as 50 ms."""
+    return np.round(distance, 4) <= tolerance
 
 
 def score_notes(estimate: pd.DataFrame, reference: pd.DataFrame, *, onset_tolerance: float = ONSET_TOLERANCE,
@@ -111,9 +112,12 @@ def score_notes(estimate: pd.DataFrame, reference: pd.DataFrame, *, onset_tolera
 
 def score_onsets(estimate: np.ndarray, reference: np.ndarray, *, window: float = ONSET_TOLERANCE) -> NoteScore:
     """Onset precision, recall and F1: each true onset matches at most one estimate within
-    ``window`` s (as ``mir_eval.onset.f_measure``)."""
+    ``window`` s, a true onset ``r`` being within it of an estimate ``e`` when
+    ``e - window <= r <= e + window`` in floating point (exactly as ``mir_eval.onset.f_measure``,
+    which does not round)."""
     estimate, reference = np.asarray(estimate, float), np.asarray(reference, float)
-    return _score(_close(np.abs(reference[:, None] - estimate[None, :]), window), len(estimate), len(reference))
+    hits = (reference[:, None] >= estimate[None, :] - window) & (reference[:, None] <= estimate[None, :] + window)
+    return _score(hits, len(estimate), len(reference))
 
 
 def score_drums(estimate: pd.DataFrame, reference: pd.DataFrame, classes: Mapping[str, tuple[int, ...]],
