@@ -140,7 +140,7 @@ def transcribe_drums(y: np.ndarray, sr: int) -> pd.DataFrame:
         if not found.any():
             continue
         loud = level[found] / level[found].max()
-        onset.append((frames[found] * hop - pad) / sr)
+        onset.append(np.maximum(0.0, (frames[found] * hop - pad) / sr))  # a hit right at t = 0 lands there
         pitch.append(np.full(found.sum(), _KEYS[name]))
         velocity.append(127 * np.sqrt(loud))
         confidence.append(share[found] * np.minimum(1.0, level[found]) ** 0.25)
