@@ -118,3 +118,11 @@ def small_comparison(tmp_path_factory):
         sf.write(folder / "mixture.wav", sum(stems.values()).T, SR, subtype="FLOAT")
         sets[name] = stemlab.StemSet.open(folder)
     return stemlab.compare(sets["a"], sets["b"], reference=sets["truth"], bss=False)
+
+
+@pytest.fixture(scope="session")
+def demo_set(tmp_path_factory):
+    """The demo song's true stems, written once per test session into a cache of its own."""
+    import stemlab
+
+    return stemlab.demo_song(cache_dir=tmp_path_factory.mktemp("transcription-demo"))

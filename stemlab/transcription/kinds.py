@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Kind", "KINDS", "METHODS", "kind_of"]
+from ..taxonomy import canonical_name
+
+__all__ = ["Kind", "KINDS", "METHODS", "kind_of", "is_drum_stem"]
 
 METHODS = ("monophonic", "polyphonic", "drums")
 
@@ -53,3 +55,12 @@ _OTHER = Kind("polyphonic", (24, 108), 0)
 def kind_of(name: str) -> Kind:
     """The kind of the stem named ``name`` (a canonical name)."""
     return KINDS.get(name, _OTHER)
+
+
+def is_drum_stem(label: str) -> bool:
+    """Are the note pitches of the stem labelled ``label`` General MIDI percussion keys?
+
+    >>> is_drum_stem("drums"), is_drum_stem(" (Percussion)"), is_drum_stem("bass")
+    (True, True, False)
+    """
+    return kind_of(canonical_name(label) or label).is_drum

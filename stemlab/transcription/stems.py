@@ -14,7 +14,6 @@ costs no transcription.
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from pathlib import Path
 from typing import Callable
 
@@ -24,17 +23,17 @@ import pandas as pd
 from ..dsp import is_silent
 from ..errors import DecodeError, UsageError
 from ..files import atomic_write_bytes, read_derived
+from .drums import transcribe_drums
 from .kinds import METHODS, kind_of
+from .monophonic import transcribe_monophonic
 from .notes import NOTE_COLUMNS, empty_notes, note_frame
+from .polyphonic import transcribe_polyphonic
 
 __all__ = ["stem_notes", "transcribe_audio", "method_for", "VERSIONS"]
 
 #: Bumped whenever a method's output changes, so cached notes of the old version are not read.
 VERSIONS = {"monophonic": 1, "polyphonic": 1, "drums": 1}
 
-_FUNCTIONS = {"monophonic": ("monophonic", "transcribe_monophonic"),
-              "polyphonic": ("polyphonic", "transcribe_polyphonic"),
-              "drums": ("drums", "transcribe_drums")}
 
 
 def method_for(name: str, method: str | None = None) -> str:
@@ -80,11 +79,10 @@ def transcribe_audio(y: np.ndarray, sr: int, *, stem: str, method: str | None = 
     method = method_for(stem, method)
     if not _finite(np.asarray(y)):
         raise UsageError(f"the {stem} audio has NaN or infinite samples: clean it first (e.g. np.nan_to_num)")
-    module, function = _FUNCTIONS[method]
-    transcribe: Callable = getattr(import_module(f"{__package__}.{module}"), function)
     if method == "drums":
-        return transcribe(y, sr)
-    return transcribe(y, sr, pitch_range=kind_of(stem).pitch_range)
+        return transcribe_drums(y, sr)
+    pitched = transcribe_monophonic if method == "monophonic" else transcribe_polyphonic
+    return pitched(y, sr, pitch_range=kind_of(stem).pitch_range)
 
 
 def _finite(audio: np.ndarray) -> bool:

@@ -48,7 +48,7 @@ from ..config import Settings
 from ..errors import UsageError
 from ..fetching import as_set
 from ..stemset import StemSet
-from ..taxonomy import canonical_name
+from ..transcription.kinds import is_drum_stem
 from .scene import window_traits
 from .snapshot import snapshot_html, snapshot_png
 from .spectrogram import DB_RANGE, SCALES, colormap_lut
@@ -59,7 +59,6 @@ __all__ = ["Explorer", "explore"]
 
 VIEWS = ("waveform", "spectrogram", "both")
 MIN_SPAN = 0.002  # s: the narrowest window (as in the page)
-DRUM_STEMS = ("drums", "percussion")  # stems whose note pitches are General MIDI percussion keys
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +294,7 @@ class Explorer:
                           velocity, confidence)
         label = next((t.get("label", name) for t in self.view.tracks if t["name"] == name), name)
         drums = table.attrs.get("drums") if isinstance(table.attrs.get("drums"), bool) else \
-            _drum_stem(name) or _drum_stem(label)
+            is_drum_stem(name) or is_drum_stem(label)
         self.view.notes = {**self.view.notes, name: {"drums": drums, "data": data}}
 
     def zoom(self, t0: float, t1: float) -> None:
@@ -400,15 +399,6 @@ def _transcribe(stem):
     from ..analysis.notes import transcribe
 
     return transcribe(stem)
-
-
-def _drum_stem(name: str) -> bool:
-    """Are a stem's note pitches General MIDI percussion keys (a drum or percussion stem)?
-
-    >>> _drum_stem("drums"), _drum_stem("Percussion"), _drum_stem("bass")
-    (True, True, False)
-    """
-    return canonical_name(name) in DRUM_STEMS
 
 
 class _Control:

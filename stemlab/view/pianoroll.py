@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
+from ..transcription.kinds import is_drum_stem
 
 __all__ = ["plot_pianoroll", "DRUM_NAMES"]
 
@@ -71,7 +72,7 @@ def plot_pianoroll(notes: pd.DataFrame, ax=None, *, truth: pd.DataFrame | None =
             drawn.append(_bars(ax, rows, facecolor=color or f"C{i % 10}", edgecolor="none", alpha=0.75,
                                label=stem or "notes"))
     if drums is None:
-        drums = "stem" in notes.columns and bool(len(notes)) and set(notes["stem"]) <= {"drums", "percussion"}
+        drums = "stem" in notes.columns and bool(len(notes)) and all(map(is_drum_stem, set(notes["stem"])))
     _pitch_axis(ax, shown["pitch"].to_numpy(int) if len(shown) else np.array([60]), drums)
     ax.set_xlim(t0, t1)
     ax.set_xlabel("time (s)")

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 import stemlab
-import stemlab.transcription.monophonic as monophonic
+import stemlab.transcription.stems as stems
 from stemlab.errors import UsageError
 from stemlab.transcription.kinds import kind_of
 from stemlab.transcription.notes import NOTE_COLUMNS
@@ -78,8 +78,8 @@ def test_notes_are_cached_per_content_and_method_and_a_damaged_cache_is_rebuilt(
     cached = demo_set["vocals"].derived_path("notes.monophonic.v1", ".json")
     assert cached.exists() and json.loads(cached.read_text())["method"] == "monophonic"
     calls = []
-    real = monophonic.transcribe_monophonic
-    monkeypatch.setattr(monophonic, "transcribe_monophonic", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = stems.transcribe_monophonic
+    monkeypatch.setattr(stems, "transcribe_monophonic", lambda *a, **k: calls.append(1) or real(*a, **k))
     fresh = stemlab.StemSet.open(demo_set.folder)  # a new object: the cache on disk answers
     assert fresh["vocals"].notes().equals(first) and calls == []
     cached.write_text('{"columns": {"onset": [1.0')  # torn
