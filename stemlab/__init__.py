@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "fetch": "stemlab.fetching",
     "open_set": "stemlab.fetching",
+    "fetch_both": "stemlab.fetching",
+    "study": "stemlab.studies.run",
     "StemSet": "stemlab.stemset",
     "Stem": "stemlab.stemset",
     "load_audio": "stemlab.audio",
@@ -47,6 +49,8 @@ _EXPORTS = {
     "transcribe": "stemlab.analysis.notes",
     "score_notes": "stemlab.analysis.notes",
     "score_drums": "stemlab.analysis.notes",
+    "paired_summary": "stemlab.analysis.paired",
+    "songs_needed": "stemlab.analysis.paired",
     "plot_pianoroll": "stemlab.view.pianoroll",
     **{name: "stemlab.errors" for name in _errors.__all__},
 }

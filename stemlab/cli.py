@@ -1,6 +1,6 @@
 """The ``stemlab`` command. A contract: other tools script it.
 
-Exit codes: 0 ok; 1 the check found a problem; 2 usage error (no request sent); 3 provider,
+Exit codes: 0 ok; 1 the check found a problem (or some songs of a study failed); 2 usage error (no request sent); 3 provider,
 network or decode error. Errors are one line on stderr, ``stemlab: error: ...``, with no
 traceback and no key (``STEMLAB_DEBUG=1`` shows the traceback of an unexpected error).
 Notices (a repair, a wait for another fetch of the same set, a retry, a source that did not download)
@@ -102,6 +102,29 @@ def _parser() -> argparse.ArgumentParser:
     midi.add_argument("-o", "--output", metavar="FILE.mid", help="where to write (default: ./<set>.mid)")
     midi.add_argument("--json", action="store_true", help="print one JSON object")
     midi.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    study = commands.add_parser("study", parents=[common], help="many songs through several providers, on Dask",
+                                examples=("stemlab study songs.csv --out study --dry-run   # the jobs and their cost",
+                                          "stemlab study songs.csv --out study --budget 5000 --max-jobs cqtai=2",
+                                          "stemlab study songs.csv --out study --scheduler tcp://10.0.0.5:8786"))
+    study.add_argument("songs", metavar="SONGS.csv", help="a CSV with a header: song, and any of cqtai_clip_id, "
+                       "apiframe_parent_job_id, apiframe_index, apiframe_track_id, truth_dir")
+    study.add_argument("--out", required=True, metavar="DIR", help="where results.parquet, songs.parquet, "
+                       "summary.csv and report.html go (a rerun resumes from it)")
+    study.add_argument("--providers", metavar="P,P", help="cqtai (12 stems), cqtai-two, apiframe "
+                       "(default: cqtai,apiframe)")
+    where = study.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (default: a LocalCluster)")
+    where.add_argument("--workers", type=int, default=2, metavar="N", help="LocalCluster worker processes (default 2)")
+    study.add_argument("--max-jobs", action="append", metavar="PROVIDER=N",
+                       help="jobs in flight per provider account, across all workers (default cqtai=2, apiframe=4)")
+    study.add_argument("--budget", type=float, metavar="CREDITS",
+                       help="start no job past this many credits (songs that do not fit are left out)")
+    study.add_argument("--dry-run", action="store_true", help="print the planned jobs and their cost; send nothing")
+    study.add_argument("--keep-decoded", action="store_true",
+                       help="keep decoded .npy arrays in the cache (default: only the MP3s, as served)")
+    study.add_argument("--json", action="store_true", help="print one JSON object")
+    study.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cache = commands.add_parser("cache", help="see and free the cache: ls, du, clean, verify",
                                 examples=("stemlab cache du", "stemlab cache clean --derived   # free rebuildable data"))
@@ -275,6 +298,34 @@ def _cmd_midi(args, settings) -> int:
     return 0
 
 
+def _cmd_study(args, settings) -> int:
+    from .studies.run import study
+    from .studies.songs import UNDOCUMENTED_COST
+
+    result = study(args.songs, out=args.out, providers=args.providers, scheduler=args.scheduler,
+                   workers=args.workers, max_jobs=args.max_jobs, budget=args.budget, dry_run=args.dry_run,
+                   corpus=not args.keep_decoded, progress=_progress(args), settings=settings)
+    summary = result.to_dict()
+    if args.json:
+        _print_json(summary)
+    elif args.dry_run:
+        for planned in result.plan:
+            cost = f"{planned.cost:>6.0f} credits" if planned.action == "submit" else ""
+            print(f"  {planned.job.song.song:<24} {planned.job.provider:<10} {planned.action:<12} {cost}")
+        print(f"{sum(p.action == 'submit' for p in result.plan)} job(s) to submit, {summary['credits'] or 0:.0f} "
+              f"credits; nothing was sent")
+        if any(p.job.kind.credits is None and p.action == "submit" for p in result.plan):
+            print(f"note: CQTAI does not document the price of gen_stem_two; each is counted at "
+                  f"{UNDOCUMENTED_COST:.0f} credits, the top of its stated range")
+    else:
+        print(f"{summary['done']} of {summary['songs']} songs done, {summary['failed']} failed"
+              + (f", {summary['over_budget']} over the budget" if summary["over_budget"] else "")
+              + f"; {summary['submits']} job(s) submitted ({summary['credits'] or 0:.0f} credits) in "
+              f"{summary['seconds']:.0f} s")
+        print(f"results: {summary['results']}\nsummary: {summary['summary']}\nreport:  {summary['report']}")
+    return 1 if summary["failed"] else 0
+
+
 def _pandas_display():
     import pandas as pd
 
@@ -393,7 +444,8 @@ def _cmd_notebooks(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "midi": _cmd_midi, "cache": _cmd_cache,
+COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "midi": _cmd_midi, "study": _cmd_study,
+            "cache": _cmd_cache,
             "ls": _cmd_ls, "sandbox": _cmd_sandbox, "demo": _cmd_demo, "notebooks": _cmd_notebooks}
 
 

@@ -37,15 +37,15 @@ from .audio import probe
 from .cache import Cache
 from .config import Settings, redact
 from .download import FileRecord, download_all
-from .errors import (DecodeError, JobFailedError, JobTimeoutError, StemlabError, SubmitUncertainError,
-                     UsageError)
+from .errors import (DecodeError, JobFailedError, JobTimeoutError, ProtocolError, StemlabError,
+                     SubmitUncertainError, UsageError)
 from .http import RetryPolicy, new_client
 from .progress import job_bar
 from .providers import REGISTRY, Provider, provider
 from .providers.base import JobStatus
 from .stemset import AUDIO_EXTENSIONS, StemSet
 
-__all__ = ["fetch", "open_set", "as_set", "build_request"]
+__all__ = ["fetch", "fetch_both", "suno_clip_id", "open_set", "as_set", "build_request"]
 
 log = logging.getLogger("stemlab")
 
@@ -72,7 +72,7 @@ def _is_setting(name: str) -> bool:
 def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, sr: int | None = None,
           mono: bool = False, api_key: str | None = None, cache_dir: str | os.PathLike | None = None,
           settings: Settings | None = None, transport: httpx.BaseTransport | None = None,
-          **arguments: Any) -> StemSet:
+          on_stage: Callable[[str], None] | None = None, **arguments: Any) -> StemSet:
     """Fetch a provider's stems of a track (and the track itself), through the cache.
 
     Parameters
@@ -96,6 +96,9 @@ def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, 
         How the returned set decodes (see :class:`StemSet`).
     cache_dir, settings :
         The cache folder, and the settings to start from (default: the environment's).
+    on_stage : callable, optional
+        Called with ``"submitted"``, ``"polling"`` and ``"downloading"`` as the job moves on (not
+        for a set the cache already holds); a study's progress uses it.
 
     Returns
     -------
@@ -119,8 +122,59 @@ def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, 
         elif cache.damage(key):
             keep = cache.prepare_repair(key)
             log.warning("repairing %s from its job record (no new charge)", key)
-        _Job(chosen, request, settings, cache, progress=progress, transport=transport, keep=keep).run()
+        _Job(chosen, request, settings, cache, progress=progress, transport=transport, keep=keep,
+             on_stage=on_stage).run()
     return _opened(cache, key, sr=sr, mono=mono, fresh=True)
+
+
+def suno_clip_id(parent_job_id: str, *, index: int | None = None, track_id: str | None = None,
+                 api_key: str | None = None, cache_dir: str | os.PathLike | None = None,
+                 settings: Settings | None = None, transport: httpx.BaseTransport | None = None) -> str:
+    """The Suno clip id of an Apiframe parent job's track, which CQTAI can split too.
+
+    Apiframe's Suno tracks carry Suno clip ids (only a stems job's tracks do not), so a
+    ``track_id`` is returned as is. For an ``index``, the id is read from the Apiframe set in
+    the cache when it is there, else from the parent job (one free ``GET``; nothing is submitted).
+
+    >>> suno_clip_id("a1b2c3d4", track_id="8b2f64d1-0c5e-4d0a-9f7e-2f1d6a1b2c3d")
+    '8b2f64d1-0c5e-4d0a-9f7e-2f1d6a1b2c3d'
+    """
+    request = build_request("apiframe", parent_job_id=parent_job_id, index=index, track_id=track_id)
+    if request.track_id:
+        return request.track_id
+    settings = Settings.of(settings, cache_dir=cache_dir, **({"apiframe_api_key": api_key} if api_key else {}))
+    recorded = ((Cache(settings.cache_dir).read_manifest(request.cache_key) or {}).get("source") or {}).get("track_id")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    kind = provider("apiframe")
+    timeout = httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
+    with new_client(timeout=timeout, transport=transport) as http:
+        client = kind(http, settings, policy=RetryPolicy(base_delay=settings.retry_delay))
+        source = client.source(request)
+    if not source.track_id:
+        raise ProtocolError(f"Apiframe job {parent_job_id}'s track {index} has no id, so CQTAI cannot be asked to "
+                            f"split it; pass its Suno clip id as cqtai clip_id=", provider="apiframe")
+    return source.track_id
+
+
+def fetch_both(parent_job_id: str, *, index: int | None = None, track_id: str | None = None, two: bool = False,
+               progress: bool = True, sr: int | None = None, mono: bool = False,
+               cache_dir: str | os.PathLike | None = None, settings: Settings | None = None,
+               transport: httpx.BaseTransport | None = None) -> tuple[StemSet, StemSet]:
+    """Both providers' sets of one song: ``(cqtai, apiframe)``, for an Apiframe parent job's track.
+
+    Apiframe splits the track (vocals and instrumental); CQTAI splits the same song by its Suno
+    clip id (:func:`suno_clip_id`), into 12 stems, or 2 with ``two=True``. Each goes through
+    :func:`fetch`, so neither is ever paid for twice.
+
+    >>> cqtai, apiframe = fetch_both("a1b2c3d4-...", index=1)              # doctest: +SKIP
+    >>> stemlab.compare(cqtai, apiframe)                                   # doctest: +SKIP
+    """
+    settings = Settings.of(settings, cache_dir=cache_dir)
+    common = dict(progress=progress, sr=sr, mono=mono, settings=settings, transport=transport)
+    apiframe = fetch("apiframe", parent_job_id=parent_job_id, index=index, track_id=track_id, **common)
+    clip_id = suno_clip_id(parent_job_id, index=index, track_id=track_id, settings=settings, transport=transport)
+    return fetch("cqtai", clip_id=clip_id, two=two, **common), apiframe
 
 
 def _opened(cache: Cache, key: str, *, sr: int | None, mono: bool, fresh: bool = False) -> StemSet:
@@ -177,8 +231,9 @@ class _Job:
 
     def __init__(self, kind: type[Provider], request, settings: Settings, cache: Cache, *, progress: bool,
                  transport: httpx.BaseTransport | None, sleep: Callable[[float], None] = time.sleep,
-                 keep: dict[str, dict] | None = None):
+                 keep: dict[str, dict] | None = None, on_stage: Callable[[str], None] | None = None):
         self.kind, self.request, self.settings, self.cache = kind, request, settings, cache
+        self.on_stage = on_stage or (lambda stage: None)
         self.key = request.cache_key
         self.progress, self.transport, self.sleep = progress, transport, sleep
         self.provider = kind.name
@@ -196,6 +251,8 @@ class _Job:
             client = self._client(http)
             if record is None:
                 record = self._submit(client)
+                self.on_stage("submitted")
+            self.on_stage("polling")
             status = self._wait(client, record)
             if status.state == "failed":
                 error = redact(status.error or "", self.settings.secrets())  # a provider may echo the key
@@ -203,6 +260,7 @@ class _Job:
                 self.cache.write_job(self.key, record)
                 raise JobFailedError(f"{self.provider} job {record['job_id']} failed: {error!r}",
                                      provider=self.provider, job_id=record["job_id"])
+            self.on_stage("downloading")
             manifest = self._download(client, http, record, status)
         self.cache.write_manifest(self.key, manifest)
         record.update(state="done", finished_at=_now())
@@ -286,6 +344,8 @@ class _Job:
         if source is not None:
             if isinstance(entries[-1], dict):
                 source_entry = {**entries[-1], "stated_duration": source.duration}
+                if source.track_id:
+                    source_entry["track_id"] = source.track_id
             else:
                 source_error = str(entries[-1])
         manifest = {

@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from .audio import AudioInfo, Scratch, decode_cached, probe
+from .audio import AudioInfo, Scratch, decode, decode_cached, probe
 from .cache import REPAIR_ADVICE, Cache, read_record
 from .config import Settings
 from .conform import Conformed, conform
@@ -110,7 +110,12 @@ class Stem(Rendered):
         if self._audio is None:
             sr, mono = self.sr, self._owner.mono
             kind = f"{'native' if sr == self.native_sr else sr}{'.mono' if mono else ''}"
-            self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono, scratch=scratch)
+            if self._owner.keep_decoded:
+                self._audio = decode_cached(self.path, self.derived_path(kind, ".npy"), sr=sr, mono=mono,
+                                            scratch=scratch)
+            else:  # decoded straight into memory: nothing is written
+                self._audio = decode(self.path, sr=sr, mono=mono)[0]
+                self._audio.flags.writeable = False
         return self._audio
 
     @property
@@ -160,16 +165,20 @@ class StemSet(Rendered):
         Rate of every ``.audio`` array. Default: the source's native rate.
     mono : bool
         Mix every stem down to one channel.
+    keep_decoded : bool
+        Keep decoded arrays in the ``derived/`` folder (memory-mapped, decoded once); False
+        decodes into memory each time and writes nothing (a study over many songs).
     """
 
     _view = "stemlab.view.set_view"
 
     def __init__(self, stems: Mapping[str, Path] | None = None, *, source: Path | None = None,
                  folder: Path | None = None, manifest: Mapping | None = None, derived_dir: Path | None = None,
-                 sr: int | None = None, mono: bool = False):
+                 sr: int | None = None, mono: bool = False, keep_decoded: bool = True):
         self.folder = Path(folder) if folder else None
         self.manifest = dict(manifest or {})
         self.mono = bool(mono)
+        self.keep_decoded = bool(keep_decoded)
         self._target_sr = sr
         self._derived_dir = Path(derived_dir) if derived_dir else None
         self._conformed: Conformed | None = None
@@ -190,7 +199,8 @@ class StemSet(Rendered):
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def open(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
-             cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> "StemSet":
+             cache_dir: str | os.PathLike | None = None, settings: Settings | None = None,
+             keep_decoded: bool = True) -> "StemSet":
         """Open a cache set folder (with ``manifest.json``) or a folder of ``<stem>.<ext>`` files.
 
         A cache set keeps its derived data in its own ``derived/`` folder; any other folder's goes
@@ -201,7 +211,8 @@ class StemSet(Rendered):
             raise UsageError(f"{folder} is not a folder")
         manifest_path = folder / "manifest.json"
         if not manifest_path.exists():
-            return cls.from_folder(folder, sr=sr, mono=mono, cache_dir=cache_dir, settings=settings)
+            return cls.from_folder(folder, sr=sr, mono=mono, cache_dir=cache_dir, settings=settings,
+                                   keep_decoded=keep_decoded)
         manifest = read_record(manifest_path) or {}
         try:
             stems = {s["name"]: folder / s["path"] for s in manifest.get("stems", [])}
@@ -213,11 +224,12 @@ class StemSet(Rendered):
         source = manifest.get("source")
         source_path = folder / source["path"] if source else None
         return cls(stems, source=source_path, folder=folder, manifest=manifest, derived_dir=folder / "derived",
-                   sr=sr, mono=mono)
+                   sr=sr, mono=mono, keep_decoded=keep_decoded)
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, sr: int | None = None, mono: bool = False,
-                    cache_dir: str | os.PathLike | None = None, settings: Settings | None = None) -> "StemSet":
+                    cache_dir: str | os.PathLike | None = None, settings: Settings | None = None,
+                    keep_decoded: bool = True) -> "StemSet":
         """A folder of ``<stem>.<ext>`` files (e.g. Demucs output, a DAW export, a MUSDB18 track)."""
         folder = Path(folder).expanduser()
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
@@ -233,7 +245,7 @@ class StemSet(Rendered):
         manifest = {"provider": "folder", "job_id": None, "request": {"folder": str(folder.resolve())},
                     "stems": [{"name": n, "label": p.stem, "path": p.name} for n, p in stems.items()]}
         return cls(_in_canonical_order(stems), source=source, folder=folder, manifest=manifest,
-                   derived_dir=derived, sr=sr, mono=mono)
+                   derived_dir=derived, sr=sr, mono=mono, keep_decoded=keep_decoded)
 
     @classmethod
     def from_files(cls, stems: Mapping[str, str | os.PathLike], *, source: str | os.PathLike | None = None,
@@ -255,7 +267,7 @@ class StemSet(Rendered):
         stems = {n: s.path for n, s in self._stems.items()}
         return StemSet(stems, source=self.source.path if self.source else None, folder=self.folder,
                        manifest=self.manifest, derived_dir=self._derived_dir, sr=sr if sr else self._target_sr,
-                       mono=self.mono if mono is None else mono)
+                       mono=self.mono if mono is None else mono, keep_decoded=self.keep_decoded)
 
     # -- facts --------------------------------------------------------------------------------
     @property

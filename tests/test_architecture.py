@@ -20,7 +20,7 @@ LAYERS = [
     ("stemlab.fetching", "stemlab.separation", "stemlab.sandbox"),
     ("stemlab.analysis",),
     ("stemlab.view",),
-    ("stemlab.cli", "stemlab.__main__", "stemlab.demo"),
+    ("stemlab.cli", "stemlab.__main__", "stemlab.demo", "stemlab.studies"),
 ]
 
 
@@ -71,7 +71,8 @@ def _layer(name: str) -> int:
     best = None
     for level, prefixes in enumerate(LAYERS):
         for prefix in prefixes:
-            if (name == prefix or name.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+            inside = name.startswith(prefix + ".") and prefix != "stemlab"  # the root holds only itself
+            if (name == prefix or inside) and (best is None or len(prefix) > best[1]):
                 best = (level, len(prefix))
     assert best is not None, f"{name} belongs to no layer: add it to LAYERS and docs/architecture.md"
     return best[0]

@@ -44,7 +44,7 @@ from ..taxonomy import common_groups, stems_in_group
 from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, silence_threshold, sum_tracks
 from .metrics import evaluate, si_sdr
 
-__all__ = ["group_audio", "compare", "Comparison", "METRICS", "score_text", "as_text"]
+__all__ = ["group_audio", "compare", "levels", "Comparison", "METRICS", "score_text", "as_text"]
 
 METRICS = ("si_sdr", "si_sdr_improvement", "sdr", "sir", "sar", "sdr_improvement", "agreement_si_sdr",
            "loudness_db", "leakage")
@@ -354,6 +354,25 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
                       audio={**{label: audio[i] for i, label in enumerate(labels)},
                              **({"reference": audio[anchor]} if truth is not None else {})},
                       steps={label: _steps(c, channels) for label, c in zip(labels, conformed)})
+
+
+def levels(stemset) -> list[dict]:
+    """Each stem's ``loudness_db`` and ``leakage`` in one set, as :func:`compare` scores them per
+    group: rows of ``stem, metric, value, silent`` (silence relative to the set's mix).
+
+    >>> [(r["stem"], r["metric"]) for r in levels(stemlab.demo_song())][:2]     # doctest: +SKIP
+    [('vocals', 'loudness_db'), ('vocals', 'leakage')]
+    """
+    conformed = stemset.conform()
+    parts = dict(conformed.stems)
+    mix = conformed.source if conformed.source is not None else sum_tracks(parts.values(), channels=conformed.channels)
+    threshold = silence_threshold(mix)
+    rows = []
+    for (name, audio), share in zip(parts.items(), _leakage(list(parts.values()))):
+        quiet = bool(is_silent(audio, threshold_db=threshold))
+        rows += [{"stem": name, "metric": "loudness_db", "value": max(rms_db(audio), -200.0), "silent": quiet},
+                 {"stem": name, "metric": "leakage", "value": share, "silent": quiet}]
+    return rows
 
 
 def _steps(conformed, channels: int) -> list[str]:

@@ -186,20 +186,26 @@ class Apiframe(Provider):
         return StemRef(name=name, label=label, url=_audio_url(track, f"Apiframe track {label!r}"),
                        duration=number_or_none(track.get("duration")))
 
-    def source(self, request: ApiframeRequest) -> SourceRef:
-        """The parent job's track that was split: ``tracks[index-1]`` or the track with ``trackId``."""
+    def track(self, request: ApiframeRequest) -> Mapping:
+        """The parent job's track that is split: ``tracks[index-1]`` or the track with ``trackId``."""
         tracks = _tracks(self.job(request.parent_job_id), request.parent_job_id)
         if request.index is not None:
             if request.index > len(tracks):
                 raise UsageError(f"parent job {request.parent_job_id} has {len(tracks)} track(s); "
                                  f"index {request.index} does not exist")
-            track = tracks[request.index - 1]
-        else:
-            track = next((t for t in tracks if str(t.get("id")) == request.track_id), None)
-            if track is None:
-                raise UsageError(f"parent job {request.parent_job_id} has no track {request.track_id!r}")
+            return tracks[request.index - 1]
+        track = next((t for t in tracks if str(t.get("id")) == request.track_id), None)
+        if track is None:
+            raise UsageError(f"parent job {request.parent_job_id} has no track {request.track_id!r}")
+        return track
+
+    def source(self, request: ApiframeRequest) -> SourceRef:
+        """The track that was split (see :meth:`track`), with its id: a Suno clip id."""
+        track = self.track(request)
+        track_id = track.get("id")
         return SourceRef(url=_audio_url(track, f"Apiframe job {request.parent_job_id}'s track"),
-                         duration=number_or_none(track.get("duration")))
+                         duration=number_or_none(track.get("duration")),
+                         track_id=track_id if isinstance(track_id, str) and track_id.strip() else None)
 
 
 def _audio_url(track: Mapping, what: str) -> str:

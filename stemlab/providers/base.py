@@ -48,10 +48,11 @@ class StemRef:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """The track the stems were split from."""
+    """The track the stems were split from (``track_id``: its provider id, when it has one)."""
 
     url: str
     duration: float | None = None
+    track_id: str | None = None
 
 
 @dataclass(frozen=True)

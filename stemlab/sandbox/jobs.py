@@ -53,6 +53,7 @@ _OPTION_CHECKS = {
     "cqtai_error_style": (lambda v: v in ("body", "http"), "'body' or 'http'"),
     "cqtai_success_status": (lambda v: isinstance(v, str) and bool(v), "a non-empty string"),
     "cqtai_label_style": (lambda v: v in ("metadata", "title"), "'metadata' or 'title'"),
+    "task_limit": (lambda v: v is None or (isinstance(v, int) and v >= 1), "None or an int >= 1"),
 }
 
 
@@ -71,6 +72,7 @@ class Options:
     cqtai_error_style: str = "body"
     cqtai_success_status: str = "succeeded"
     cqtai_label_style: str = "metadata"
+    task_limit: int | None = None  # running jobs per provider; a submit beyond it is answered 429
 
     def __setattr__(self, name: str, value: Any) -> None:
         check, wanted = _OPTION_CHECKS[name]
@@ -143,13 +145,32 @@ class Book:
         self.outcomes: dict[str, tuple[str, str | None]] = {}
         self.submits: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, int | None]] = []
+        self.running: dict[str, set[str]] = {"cqtai": set(), "apiframe": set()}
+        self.peak_running: dict[str, int] = {"cqtai": 0, "apiframe": 0}
         self.set_library(library)
 
     def set_library(self, library: dict[str, Song]) -> None:
         with self.lock:
             self.library = library
-            self.by_clip = {s.clip_id: s for s in library.values()}
+            # an Apiframe parent job's track ids are Suno clip ids: CQTAI splits the song they play
+            tracks = {t.id: library[t.song_id] for s in library.values() for t in s.tracks if t.song_id in library}
+            self.by_clip = {**tracks, **{s.clip_id: s for s in library.values()}}
             self.by_parent = {s.parent_job_id: s for s in library.values()}
+
+    def at_task_limit(self, provider: str) -> bool:
+        """Whether ``provider`` already runs :attr:`Options.task_limit` jobs (a new submit gets 429)."""
+        limit = self.options.task_limit
+        return limit is not None and len(self.running[provider]) >= limit
+
+    def started(self, provider: str, job_id: str) -> None:
+        """Count a new running job (and the most that ever ran at once)."""
+        with self.lock:
+            self.running[provider].add(job_id)
+            self.peak_running[provider] = max(self.peak_running[provider], len(self.running[provider]))
+
+    def finished(self, provider: str, job_id: str) -> None:
+        with self.lock:
+            self.running[provider].discard(job_id)
 
     def record_submit(self, provider: str, raw: bytes, job_id: str | None, fault: str | None = None) -> None:
         """Add one submit to the ledger (``accepted`` iff a job was created)."""
@@ -275,8 +296,11 @@ class CqtaiApi:
             song = self.book.by_clip.get(clip_id)
             if song is None:
                 return self.error(400, "clip not found"), None
+            if self.book.at_task_limit("cqtai"):
+                return self.error(429), None
             job = CqtaiJob(uuid.uuid4().hex, body["task"], song, body, _now())
             self.jobs[job.id] = job
+            self.book.started("cqtai", job.id)
         return Reply(200, {"code": 200, "msg": "success", "data": job.id}), job.id
 
     def info(self, authorization: str | None, task_id: str | None) -> Reply:
@@ -307,6 +331,8 @@ class CqtaiApi:
             job.clips = self._clips(job, split, stem_task)
             job.state, job.completed = "done", _now()
             self.stem_files.update(job.files)
+        if job.state != "running":
+            self.book.finished("cqtai", job.id)
 
     def _clips(self, job: CqtaiJob, split: str, stem_task: str) -> list[dict]:
         """The stem clips of a finished job, in an order shuffled by the job id."""
@@ -448,11 +474,14 @@ class ApiframeApi:
             track, problem = self._pick_track(parent, body.get("index"), body.get("trackId"))
             if problem:
                 return self.error(400, problem), None
+            if self.book.at_task_limit("apiframe"):
+                return self.error(429), None
             url = body.get("webhookUrl")
             events = tuple(body.get("webhookEvents") or ("completed", "failed")) if url else ()
             job = ApiframeJob(str(uuid.uuid4()), parent_id, self.book.library[track.song_id],
                               _digest(api_key or ""), url, events, _now())
             self.jobs[job.id] = job
+            self.book.started("apiframe", job.id)
         return Reply(202, {"jobId": job.id, "status": "QUEUED"}), job.id
 
     @staticmethod
@@ -518,6 +547,8 @@ class ApiframeApi:
         phase, message = self.book.phase(job.polls, job.id, job.parent_job_id, job.song.song_id)
         if phase == "ok" and not {"vocals", "instrumental"} <= set(job.song.two):
             phase, message = "fail", "Provider returned an error: stems are not available for this track"
+        if phase != "running":
+            self.book.finished("apiframe", job.id)
         if phase == "fail":
             job.status, job.progress, job.completed = "FAILED", 0, _now()
             job.error = message or "Provider returned an error: content policy violation"

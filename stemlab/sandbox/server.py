@@ -252,6 +252,8 @@ class Sandbox:
     cqtai_error_style : ``"body"`` (HTTP 200, code in the JSON) or ``"http"`` (code as status).
     cqtai_success_status : the CQTAI status word of a finished task (``"succeeded"``/``"success"``).
     cqtai_label_style : ``"metadata"`` or ``"title"`` (no ``stem_type_group_name``).
+    task_limit : running jobs per provider (``None``: no limit); a submit beyond it is answered
+        429 (CQTAI's "Task limit reached"). ``sb.peak_running`` counts the most that ran at once.
     host, port : where to listen; port 0 picks a free one.
 
     ``polls_to_complete``, ``throttle_bytes_per_s`` and the ``cqtai_*`` options can be changed
@@ -273,15 +275,17 @@ class Sandbox:
     cqtai_error_style = _Option()
     cqtai_success_status = _Option()
     cqtai_label_style = _Option()
+    task_limit = _Option()
 
     def __init__(self, library_dir: str | os.PathLike, *, cqtai_key: str | None = "sk-test",
                  apiframe_key: str | None = "afk_test", apiframe_inactive_keys: Iterable[str] = (),
                  polls_to_complete: int = 2, throttle_bytes_per_s: float | None = None,
                  cqtai_error_style: str = "body", cqtai_success_status: str = "succeeded",
-                 cqtai_label_style: str = "metadata", host: str = "127.0.0.1", port: int = 0):
+                 cqtai_label_style: str = "metadata", task_limit: int | None = None, host: str = "127.0.0.1",
+                 port: int = 0):
         self.library_dir = Path(library_dir)
         self.options = Options(polls_to_complete, throttle_bytes_per_s, cqtai_error_style,
-                               cqtai_success_status, cqtai_label_style)
+                               cqtai_success_status, cqtai_label_style, task_limit)
         self.faults = Faults()
         self._book = Book(read_library(self.library_dir), self.options)
         self.cqtai = CqtaiApi(self._book, KeyRing(cqtai_key))
@@ -398,6 +402,12 @@ class Sandbox:
         (None if rejected), ``accepted``, ``fault`` (the fault kind that hit it, or None)."""
         with self._book.lock:
             return [dict(s) for s in self._book.submits]
+
+    @property
+    def peak_running(self) -> dict[str, int]:
+        """The most jobs each provider ran at once (submitted and not yet seen finished)."""
+        with self._book.lock:
+            return dict(self._book.peak_running)
 
     @property
     def requests(self) -> list[tuple[str, str, int | None]]:
