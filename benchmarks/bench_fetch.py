@@ -12,9 +12,7 @@ Targets: fetch >= 8x, warm open >= 30x, cold decode >= 1.6x. Run: ``python bench
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,26 +21,12 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import big_library, interleaved, median_time, verdict  # noqa: E402
+from common import big_library, interleaved, median_time, sandbox_process, verdict  # noqa: E402
 
 from stemlab.config import Settings  # noqa: E402
 from stemlab.fetching import fetch  # noqa: E402
 
 THROTTLE = 2_000_000  # bytes per second per connection
-
-
-@contextlib.contextmanager
-def sandbox_process(library: Path, throttle: float):
-    """The sandbox in a process of its own, like a remote provider: the client's threads and the
-    server's do not share one GIL. Yields its base URL."""
-    script = Path(__file__).resolve().parent / "sandbox_process.py"
-    server = subprocess.Popen([sys.executable, str(script), str(library), str(throttle)], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        yield server.stdout.readline().strip()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main(repeat: int = 3) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -62,3 +65,17 @@ def big_library(*, stems: int = 12, seconds: float = 180.0) -> Path:
     audio = synth_stems(duration=seconds, names=TWELVE_STEMS[:stems], seed=7)
     write_song(root, "big", stems=audio, two={}, title="benchmark song")
     return root
+
+
+@contextlib.contextmanager
+def sandbox_process(library: Path, throttle: float | None = None, *, polls_to_complete: int = 1):
+    """The sandbox in a process of its own, like a remote provider: the client's threads and the
+    server's do not share one GIL. Yields its base URL (keys: ``sk-bench``, ``afk_bench``)."""
+    script = Path(__file__).resolve().parent / "sandbox_process.py"
+    server = subprocess.Popen([sys.executable, str(script), str(library), str(throttle or 0), str(polls_to_complete)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        yield server.stdout.readline().strip()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -45,7 +45,7 @@ from .providers import REGISTRY, Provider, provider
 from .providers.base import JobStatus
 from .stemset import AUDIO_EXTENSIONS, StemSet
 
-__all__ = ["fetch", "fetch_both", "suno_clip_id", "open_set", "as_set", "build_request"]
+__all__ = ["fetch", "fetch_both", "suno_clip_id", "cached_clip_id", "open_set", "as_set", "build_request"]
 
 log = logging.getLogger("stemlab")
 
@@ -127,6 +127,21 @@ def fetch(provider_name: str, /, *, force: bool = False, progress: bool = True, 
     return _opened(cache, key, sr=sr, mono=mono, fresh=True)
 
 
+def cached_clip_id(parent_job_id: str, *, index: int | None = None, track_id: str | None = None,
+                   cache: Cache) -> str | None:
+    """:func:`suno_clip_id` without a request: the track id given, or the one the cached Apiframe
+    set recorded; None when neither is known.
+
+    >>> cached_clip_id("a1b2c3d4", index=1, cache=Cache("/nonexistent")) is None
+    True
+    """
+    request = build_request("apiframe", parent_job_id=parent_job_id, index=index, track_id=track_id)
+    if request.track_id:
+        return request.track_id
+    recorded = ((cache.read_manifest(request.cache_key) or {}).get("source") or {}).get("track_id")
+    return recorded if isinstance(recorded, str) and recorded else None
+
+
 def suno_clip_id(parent_job_id: str, *, index: int | None = None, track_id: str | None = None,
                  api_key: str | None = None, cache_dir: str | os.PathLike | None = None,
                  settings: Settings | None = None, transport: httpx.BaseTransport | None = None) -> str:
@@ -139,13 +154,11 @@ def suno_clip_id(parent_job_id: str, *, index: int | None = None, track_id: str 
     >>> suno_clip_id("a1b2c3d4", track_id="8b2f64d1-0c5e-4d0a-9f7e-2f1d6a1b2c3d")
     '8b2f64d1-0c5e-4d0a-9f7e-2f1d6a1b2c3d'
     """
-    request = build_request("apiframe", parent_job_id=parent_job_id, index=index, track_id=track_id)
-    if request.track_id:
-        return request.track_id
     settings = Settings.of(settings, cache_dir=cache_dir, **({"apiframe_api_key": api_key} if api_key else {}))
-    recorded = ((Cache(settings.cache_dir).read_manifest(request.cache_key) or {}).get("source") or {}).get("track_id")
-    if isinstance(recorded, str) and recorded:
-        return recorded
+    known = cached_clip_id(parent_job_id, index=index, track_id=track_id, cache=Cache(settings.cache_dir))
+    if known:
+        return known
+    request = build_request("apiframe", parent_job_id=parent_job_id, index=index)
     kind = provider("apiframe")
     timeout = httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
     with new_client(timeout=timeout, transport=transport) as http:

@@ -26,7 +26,8 @@ Kinds and their parameters
     request presented, as a careless provider might.
     ``"trickle"``  downloads: the body at ``bytes_per_second=`` (default 1), headers first.
 
-Every fault takes ``times=`` (default 1; ``None`` = every matching request) and
+Every fault takes ``times=`` (default 1; ``None`` = no limit), ``every=`` (default 1: hit the
+n-th, 2n-th ... matching request, so ``every=10, times=None`` fails one request in ten) and
 ``path_contains=`` (only requests whose path and query contain that text). Faults are tried
 in the order they were added; one request consumes at most one fault.
 
@@ -38,6 +39,9 @@ True
 (True, 0)
 >>> faults.take("download", "/suno-cdn/abc.mp3") is None
 True
+>>> g = faults.add("cqtai.poll", "status", status=503, every=3, times=None)
+>>> [faults.take("cqtai.poll", "/cqtai/api/cqt/info/suno?id=x") is g for _ in range(6)]
+[False, False, True, False, False, True]
 """
 
 from __future__ import annotations
@@ -75,7 +79,9 @@ class Fault:
     params: dict[str, Any]
     times: int | None = 1
     path_contains: str | None = None
+    every: int = 1
     hits: int = field(default=0)
+    seen: int = field(default=0)  # matching requests, hit or not (for ``every``)
 
     @property
     def remaining(self) -> int | None:
@@ -101,7 +107,7 @@ class Faults:
         self._faults: list[Fault] = []
 
     def add(self, route: str, kind: str, *, times: int | None = 1, path_contains: str | None = None,
-            **params: Any) -> Fault:
+            every: int = 1, **params: Any) -> Fault:
         """Script a failure; returns the :class:`Fault` (its ``hits`` count requests hit).
 
         >>> Faults().add("cqtai.poll", "status", status=429, retry_after=2).params["retry_after"]
@@ -127,7 +133,9 @@ class Faults:
             raise ValueError("style must be 'body' or 'http'")
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for every request")
-        fault = Fault(route, kind, {**KINDS[kind], **params}, times, path_contains)
+        if not isinstance(every, int) or every < 1:
+            raise ValueError("every must be a whole number, 1 or more")
+        fault = Fault(route, kind, {**KINDS[kind], **params}, times, path_contains, every)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -137,8 +145,10 @@ class Faults:
         with self._lock:
             for fault in self._faults:
                 if fault.matches(route, path):
-                    fault.hits += 1
-                    return fault
+                    fault.seen += 1
+                    if fault.seen % fault.every == 0:
+                        fault.hits += 1
+                        return fault
         return None
 
     def pending(self) -> list[Fault]:

@@ -26,7 +26,7 @@ from ..config import Settings, env_name
 from ..errors import UsageError
 from ..progress import progress_bar
 from .songs import Job, SongSpec
-from .work import Fetched, WorkerSettings, fetch_job, score_song
+from .work import Fetched, Scored, WorkerSettings, fetch_job, score_task
 
 __all__ = ["TOPIC", "cluster_client", "run_on_dask", "Stages", "STAGES"]
 
@@ -134,26 +134,23 @@ def _fetch_task(job: Job, worker_settings: WorkerSettings, semaphore) -> Fetched
 
 
 def _score_task(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSettings, corpus: bool,
-                bss: bool) -> tuple[list[Fetched], list[dict], str]:
-    """Runs on a worker: one song's numbers, or the one-line reason there are none."""
-    if not any(f.state == "done" for f in fetched):
-        return fetched, [], ""
+                bss: bool) -> tuple[list[Fetched], Scored | None, str]:
+    """Runs on a Dask worker: :func:`score_task`, its start reported as an event."""
     from distributed import get_worker
 
-    get_worker().log_event(TOPIC, {"song": song.song, "provider": "", "stage": "scoring"})
-    try:
-        return fetched, score_song(song, fetched, worker_settings, corpus=corpus, bss=bss), ""
-    except Exception as exc:  # a song that cannot be scored is reported, and the study goes on
-        return fetched, [], f"scoring failed: {type(exc).__name__}: {exc}"
+    worker = get_worker()
+    report = lambda stage: worker.log_event(TOPIC, {"song": song.song, "provider": "", "stage": stage})  # noqa: E731
+    return score_task(song, fetched, worker_settings, corpus=corpus, bss=bss, report=report)
 
 
 def run_on_dask(client, songs: Sequence[SongSpec], jobs: Sequence[Job], worker_settings: WorkerSettings, *,
-                limits: dict[str, int], on_song: Callable[[SongSpec, list[Fetched], list[dict], str], str],
+                limits: dict[str, int], on_song: Callable[[SongSpec, list[Fetched], Scored | None, str], str],
                 corpus: bool = True, bss: bool = True, progress: bool = True) -> None:
     """Fetch and score ``songs`` on ``client``'s cluster; ``on_song`` keeps each song as it is
     scored and returns its state ("done" or "failed")."""
     distributed = _distributed()
-    semaphores = {account: distributed.Semaphore(max_leases=n, name=f"stemlab-jobs-{account}")
+    # named by account and limit: studies on one scheduler with the same limit share the slots
+    semaphores = {account: distributed.Semaphore(max_leases=n, name=f"stemlab-jobs-{account}-{n}")
                   for account, n in limits.items()}
     stages = Stages(len(songs), enabled=progress, dashboard=_dashboard(client))
     client.subscribe_topic(TOPIC, lambda event: stages.event(event[1]["song"], event[1]["provider"], event[1]["stage"]))

@@ -22,11 +22,12 @@ from typing import Sequence
 from ..cache import Cache
 from ..config import Settings
 from ..errors import UsageError
+from ..fetching import cached_clip_id
 from .engine import cluster_client, run_on_dask
-from .songs import (PROVIDERS, UNDOCUMENTED_COST, Job, SongSpec, parse_max_jobs, parse_providers, plan_jobs,
+from .songs import (UNDOCUMENTED_COST, Job, SongSpec, parse_max_jobs, parse_providers, plan_jobs,
                     songs_of)
 from .store import StudyFolder, plan_row, tables
-from .work import Fetched, WorkerSettings
+from .work import Fetched, Scored, WorkerSettings
 
 __all__ = ["study", "StudyResult", "plan_study", "PlannedJob"]
 
@@ -79,15 +80,10 @@ def _number(value: float) -> float | None:
 
 
 def _known_clip_id(job: Job, cache: Cache) -> str | None:
-    """CQTAI's clip id of a song given only by an Apiframe parent job and index, if the cache
-    knows it (the Apiframe set records its track's id); no request is made."""
+    """CQTAI's clip id of a song given only by an Apiframe parent job, if the cache knows it."""
     if job.clip_known:
         return None
-    request = PROVIDERS["apiframe"].fetch_name
-    from ..fetching import build_request
-
-    key = build_request(request, parent_job_id=job.song.apiframe_parent_job_id, index=job.song.apiframe_index).cache_key
-    return ((cache.read_manifest(key) or {}).get("source") or {}).get("track_id")
+    return cached_clip_id(job.song.apiframe_parent_job_id, index=job.song.apiframe_index, cache=cache)
 
 
 def plan_study(jobs: Sequence[Job], cache: Cache, *, budget: float | None = None) -> list[PlannedJob]:
@@ -165,8 +161,8 @@ def study(songs, *, out: str | os.PathLike, providers: Sequence[str] | str | Non
     run_jobs = [p.job for p in plan if p.action != "over budget"]
     kept: dict[str, dict] = {}
 
-    def on_song(spec: SongSpec, fetched: list[Fetched], rows: list[dict], error: str) -> str:
-        kept[spec.song] = folder.write(spec, used[spec.song], fetched, rows, error=error)
+    def on_song(spec: SongSpec, fetched: list[Fetched], scored: Scored | None, error: str) -> str:
+        kept[spec.song] = folder.write(spec, used[spec.song], fetched, scored, error=error)
         return kept[spec.song]["state"]
 
     folder.root.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Iterable, Mapping, Sequence
 from ..cache import safe_component
 from ..errors import UsageError
 from ..fetching import build_request
+from ..terminal import printable
 
 __all__ = ["StudyProvider", "PROVIDERS", "DEFAULT_PROVIDERS", "DEFAULT_MAX_JOBS", "SONG_COLUMNS", "SongSpec",
            "Job", "read_songs", "songs_of", "plan_jobs", "parse_providers", "parse_max_jobs", "UNDOCUMENTED_COST"]
@@ -116,36 +118,62 @@ def _text(value) -> str | None:
     return None if text in ("", "nan", "None") else text
 
 
+def _whole(text: str, what: str) -> int:
+    """``"2"`` or ``"2.0"`` as 2; anything else (1.5, inf, "two") is a UsageError naming ``what``."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise UsageError(f"{what} must be a whole number, not {text!r}")
+    return int(number)
+
+
+def _folder(text: str, base: Path | None, where: str) -> str:
+    """A ``truth_dir`` as an absolute path (relative ones are relative to the songs file)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~someone, who has no home here
+        raise UsageError(f"{where}: truth_dir {text!r} names an unknown home folder") from None
+    path = base / path if base is not None else path
+    if not path.is_dir():
+        raise UsageError(f"{where}: truth_dir {path} is not a folder")
+    return str(path)
+
+
 def _spec(row: Mapping, where: str, base: Path | None = None) -> SongSpec:
     values = {name: _text(row.get(name)) for name in SONG_COLUMNS}
-    if values["truth_dir"] and base is not None:  # relative to the songs file, as a user writes it
-        values["truth_dir"] = str(base / Path(values["truth_dir"]).expanduser())
     if not values["song"]:
         raise UsageError(f"{where} has no song name; every row needs one in the 'song' column")
+    where = f"{where} ({printable(values['song'])[:60]})"
+    try:
+        safe_component(values["song"])
+    except UsageError:
+        raise UsageError(f"{where}: the song name has no letter or digit to name its file with") from None
     index = values["apiframe_index"]
     if index is not None:
-        try:
-            index = int(float(index))
-        except ValueError:
-            raise UsageError(f"{where}: apiframe_index must be 1 or 2, not {values['apiframe_index']!r}") from None
+        index = _whole(index, f"{where}: apiframe_index")
+        if not values["apiframe_parent_job_id"]:
+            raise UsageError(f"{where}: apiframe_index needs apiframe_parent_job_id")
+    if values["truth_dir"]:
+        values["truth_dir"] = _folder(values["truth_dir"], base, where)
     spec = SongSpec(**{**values, "apiframe_index": index})
     if not (spec.cqtai_clip_id or spec.apiframe_parent_job_id):
-        raise UsageError(f"{where} ({spec.song}) names no track: give cqtai_clip_id or apiframe_parent_job_id")
+        raise UsageError(f"{where} names no track: give cqtai_clip_id or apiframe_parent_job_id")
     try:  # the requests are checked before anything is planned, so nothing is half-sent
         if spec.apiframe_parent_job_id:
             build_request("apiframe", parent_job_id=spec.apiframe_parent_job_id, index=index,
                           track_id=spec.apiframe_track_id)
-        if spec.cqtai_clip_id:
-            build_request("cqtai", clip_id=spec.cqtai_clip_id)
+        for clip_id in (spec.cqtai_clip_id, spec.apiframe_track_id):  # a track id is a clip id to CQTAI
+            if clip_id:
+                build_request("cqtai", clip_id=clip_id)
     except UsageError as exc:
-        raise UsageError(f"{where} ({spec.song}): {exc}") from None
-    if spec.truth_dir and not Path(spec.truth_dir).expanduser().is_dir():
-        raise UsageError(f"{where} ({spec.song}): truth_dir {spec.truth_dir} is not a folder")
+        raise UsageError(f"{where}: {exc}") from None
     return spec
 
 
 def _checked(specs: list[SongSpec]) -> list[SongSpec]:
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {}  # every name is a file name (checked in _spec)
     for spec in specs:
         if spec.slug in seen:
             raise UsageError(f"the song name {spec.song!r} is used twice (or looks the same as {seen[spec.slug]!r} "
@@ -173,14 +201,17 @@ def read_songs(path: str | os.PathLike) -> list[SongSpec]:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not UTF-8 text; save it as a UTF-8 CSV") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in reader.fieldnames or []]
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+    except csv.Error as exc:
+        raise UsageError(f"{path} is not a CSV file stemlab can read (line {reader.line_num}: {exc})") from None
     if "song" not in header:
         raise UsageError(f"{path} has no 'song' column in its header (it has: {', '.join(header) or 'nothing'}); "
                          f"columns: {', '.join(SONG_COLUMNS)}")
     unknown = [name for name in header if name and name not in SONG_COLUMNS]
     if unknown:
         raise UsageError(f"{path} has unknown column(s) {', '.join(unknown)}; columns: {', '.join(SONG_COLUMNS)}")
-    rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
     return _checked([_spec(row, f"{path.name} row {number}", path.parent.resolve())
                      for number, row in enumerate(rows, start=2)])
 
@@ -191,6 +222,8 @@ def songs_of(songs) -> list[SongSpec]:
         return read_songs(songs)
     if hasattr(songs, "to_dict") and hasattr(songs, "columns"):
         songs = songs.to_dict("records")
+    if isinstance(songs, (Mapping, bytes)) or not isinstance(songs, Iterable):
+        raise UsageError(f"the songs are a {type(songs).__name__}; give a CSV path, a DataFrame or a list of dicts")
     specs = []
     for number, item in enumerate(songs, start=1):
         if isinstance(item, SongSpec):
@@ -239,10 +272,7 @@ def parse_max_jobs(items: Iterable[str] | Mapping[str, int] | None) -> dict[str,
         if account not in DEFAULT_MAX_JOBS:
             raise UsageError(f"--max-jobs takes PROVIDER=N with PROVIDER one of {', '.join(DEFAULT_MAX_JOBS)}, "
                              f"not {name!r}")
-        try:
-            limits[account] = int(number)
-        except (TypeError, ValueError):
-            limits[account] = 0
+        limits[account] = _whole(str(number), f"--max-jobs {name}")
         if limits[account] < 1:
             raise UsageError(f"--max-jobs {name}={number}: give a whole number of jobs, 1 or more")
     return limits

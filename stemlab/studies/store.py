@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..cache import read_record
+from ..errors import CacheError
 from ..files import atomic_file, atomic_write_json
 from .songs import Job, SongSpec
-from .work import Fetched
+from .work import Fetched, Scored
 
 __all__ = ["StudyFolder", "RESULT_COLUMNS", "SONG_TABLE_COLUMNS", "fingerprint", "tables", "plan_row"]
 
@@ -54,8 +55,13 @@ class StudyFolder:
         return self.records / f"{song.slug}.json"
 
     def record(self, song: SongSpec) -> dict | None:
-        """The song's record, or None (none yet, or one that does not read)."""
-        return read_record(self.record_path(song))
+        """The song's record, or None (none yet, or a damaged one: the song is then run again,
+        its sets coming from the cache, so nothing is paid twice)."""
+        try:
+            record = read_record(self.record_path(song))
+        except CacheError:
+            return None
+        return record if isinstance(record, dict) else None
 
     def finished(self, song: SongSpec, providers: Sequence[str]) -> dict | None:
         """The song's record if it is done for these providers (then it is not run again)."""
@@ -64,14 +70,15 @@ class StudyFolder:
             return record
         return None
 
-    def write(self, song: SongSpec, providers: Sequence[str], fetched: Iterable[Fetched], rows: list[dict],
+    def write(self, song: SongSpec, providers: Sequence[str], fetched: Iterable[Fetched], scored: Scored | None,
               *, error: str = "") -> dict:
         """Keep one song's outcome (atomically, durably: a kill never leaves half a record)."""
         fetched = list(fetched)
         failed = error or next((f.error for f in fetched if f.state != "done"), "")
         record = {"fingerprint": fingerprint(song, providers), "song": song.song,
                   "state": "failed" if failed or not fetched else "done", "error": failed,
-                  "jobs": [f.row() for f in fetched], "rows": rows}
+                  "jobs": [f.row() for f in fetched], "rows": scored.rows if scored else [],
+                  "timings": scored.timings() if scored else {}}
         self.records.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.record_path(song), _jsonable(record))
         return record
@@ -111,7 +118,11 @@ def tables(records: Iterable[dict], extra_jobs: Iterable[dict] = ()):
     results, songs = [], list(extra_jobs)
     for record in records:
         results += [{k: unjson(v) for k, v in row.items()} for row in record.get("rows", [])]
-        songs += [{k: unjson(v) for k, v in job.items() if k in SONG_TABLE_COLUMNS} for job in record.get("jobs", [])]
+        for job in record.get("jobs", []):
+            row = {k: unjson(v) for k, v in job.items() if k in SONG_TABLE_COLUMNS}
+            if record.get("state") == "failed" and row.get("state") == "done" and record.get("error"):
+                row.update(state="failed", error=record["error"])  # fetched, but the song could not be scored
+            songs.append(row)
     results = pd.DataFrame(results, columns=RESULT_COLUMNS).astype(
         {"value": float, "silent": bool, "song": str, "set": str, "provider": str, "stem": str, "metric": str,
          "flags": str})

@@ -13,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
+import resource
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ from ..stemset import StemSet
 from ..terminal import printable
 from .songs import Job, SongSpec
 
-__all__ = ["WorkerSettings", "Fetched", "fetch_job", "score_song", "TRUTH_METRICS"]
+__all__ = ["WorkerSettings", "Fetched", "Scored", "fetch_job", "score_song", "score_task", "TRUTH_METRICS"]
 
 TRUTH_METRICS = ("si_sdr", "sdr", "sir", "sar", "si_sdr_improvement", "sdr_improvement")
 Report = Callable[[str], None]
@@ -149,8 +152,40 @@ def _open(folder: str, corpus: bool) -> StemSet:
     return StemSet.open(folder, keep_decoded=not corpus)
 
 
+@dataclass
+class Scored:
+    """One song's numbers (rows of ``results.parquet``) and what computing them took: wall and
+    CPU seconds (this thread's) to decode and to score, seconds of audio decoded, and the
+    worker's peak resident memory so far."""
+
+    rows: list[dict]
+    decode_s: float = 0.0
+    decode_cpu_s: float = 0.0
+    score_s: float = 0.0
+    score_cpu_s: float = 0.0
+    audio_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    worker: str = ""
+
+    def timings(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "rows"}
+
+
+def _clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.thread_time()
+
+
+def _decode_all(stemsets) -> float:
+    """Decode every track of ``stemsets`` (once: a set keeps its arrays); seconds of audio decoded."""
+    seconds = 0.0
+    for stemset in stemsets:
+        for track in [*stemset, *([stemset.source] if stemset.source is not None else [])]:
+            seconds += track.audio.shape[-1] / stemset.sr
+    return seconds
+
+
 def score_song(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSettings, *, corpus: bool = True,
-               bss: bool = True, report: Report | None = None) -> list[dict]:
+               bss: bool = True, report: Report | None = None) -> Scored:
     """Every number of one song: each set's recombination check and stem levels, agreement
     between every pair of sets (both ways), and, with ``truth_dir``, each set against the truth.
 
@@ -162,7 +197,13 @@ def score_song(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSe
     done = [f for f in fetched if f.state == "done"]
     sets = {f.provider: _open(f.folder, corpus) for f in done}
     labels = {f.provider: f.set for f in done}
-    rows: list[dict] = []
+    truth = (StemSet.open(Path(song.truth_dir).expanduser(), settings=settings, keep_decoded=not corpus)
+             if song.truth_dir and sets else None)
+    wall, cpu = _clocks()
+    scored = Scored([], audio_s=_decode_all([*sets.values(), *([truth] if truth else [])]))
+    (wall_1, cpu_1) = _clocks()
+    scored.decode_s, scored.decode_cpu_s = wall_1 - wall, cpu_1 - cpu
+    rows = scored.rows
 
     def add(provider: str, set_label: str, stem: str, metric: str, value: float, silent: bool,
             identical: bool = False) -> None:
@@ -185,10 +226,24 @@ def score_song(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSe
             pair = {f"{labels[a]} vs {labels[b]}": f"{a} vs {b}", f"{labels[b]} vs {labels[a]}": f"{b} vs {a}"}
             for r in table[table.metric == "agreement_si_sdr"].itertuples():
                 add(pair[r.set], r.set, r.stem, r.metric, r.value, r.silent, r.identical)
-    if song.truth_dir and sets:
-        truth = StemSet.open(Path(song.truth_dir).expanduser(), settings=settings, keep_decoded=not corpus)
+    if truth is not None:
         for provider, stemset in sets.items():
             table = compare(stemset, reference=truth, bss=bss, settings=settings).table
             for r in table[table.metric.isin(TRUTH_METRICS)].itertuples():
                 add(provider, labels[provider], r.stem, r.metric, r.value, r.silent, r.identical)
-    return rows
+    wall_2, cpu_2 = _clocks()
+    scored.score_s, scored.score_cpu_s = wall_2 - wall_1, cpu_2 - cpu_1
+    scored.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    scored.worker = f"{socket.gethostname()}:{os.getpid()}"
+    return scored
+
+
+def score_task(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSettings, *, corpus: bool,
+               bss: bool, report=None) -> tuple[list[Fetched], Scored | None, str]:
+    """One song's numbers, or the one-line reason there are none (any engine runs this)."""
+    if not any(f.state == "done" for f in fetched):
+        return fetched, None, ""
+    try:
+        return fetched, score_song(song, fetched, worker_settings, corpus=corpus, bss=bss, report=report), ""
+    except Exception as exc:  # a song that cannot be scored is reported, and the study goes on
+        return fetched, None, f"scoring failed: {type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from ..analysis.compare import score_text
 from ..files import sha256_of
+from .html import PAGE_CSS
 from .scene import player_state
 from .standalone import Scene, player_parts
 from .tracks import prepare_tracks, tracks_of
@@ -34,39 +35,6 @@ AUDIO_BUDGET = 8_000_000  # bytes of embedded audio (base64), so the demo's page
 KBPS_RANGE = (24, 96)  # Opus kbit/s: 24 is still clean speech and decent music, 96 is transparent
 HERE = Path(__file__).parent
 COLUMNS, ROWS = 800, 56  # each row's waveform columns and spectrogram bins in the page
-
-CSS = """
-:root { color-scheme: light; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 16px auto; max-width: 1280px;
-       color: #1f2328; padding: 0 12px; }
-h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-h3 { font-size: 15px; margin: 18px 0 4px; }
-.lead { margin: 0 0 10px; color: #444; }
-.listen { display: grid; grid-template-columns: minmax(0, 1fr) 310px; gap: 12px; align-items: start; }
-.sets { display: flex; flex-direction: column; gap: 4px; }
-.sets button { text-align: left; font: inherit; padding: 5px 8px; border: 1px solid #d0d7de; border-radius: 6px;
-               background: #f6f8fa; cursor: pointer; color: inherit; }
-.sets button[aria-pressed="true"] { border-color: #0969da; background: #ddf4ff; }
-.sets b { display: block; font-size: 13px; } .sets span { display: block; font-size: 12px; color: #57606a; }
-.sets .bad { color: #b03a2e; font-weight: 600; }
-.abbar { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: center; margin: 0 0 6px; font-size: 13px; }
-.abbar button { font: inherit; padding: 3px 10px; border: 1px solid #0969da; border-radius: 6px; background: #fff;
-                color: #0969da; cursor: pointer; }
-.table { overflow-x: auto; } table { border-collapse: collapse; margin: 8px 0; }
-td, th { padding: 2px 10px; text-align: right; } th { border-bottom: 1px solid #bbb; }
-td:first-child, th:first-child { text-align: left; }
-.bad { color: #b03a2e; font-weight: 600; } .good { color: #1e8449; } .muted { color: #888; }
-.note { color: #555; font-size: 13px; } details { margin: 4px 0 10px; } summary { cursor: pointer; }
-img { max-width: 100%; height: auto; }
-@media (max-width: 900px) {
-  .listen { grid-template-columns: minmax(0, 1fr); }
-  body { padding: 0 6px; } td, th { padding: 2px 6px; }
-}
-@media (max-width: 520px) {  /* a phone: the player's mixer column narrows, the plots keep the rest */
-  body .stemlab { min-width: 0; --sl-panel-w: 128px; }
-  body .stemlab .sl-db, body .stemlab .sl-match { min-width: 30px; } body .stemlab .sl-time { min-width: 0; }
-}
-"""
 
 # The set list and the A/B-with-the-truth button drive the page's player (standalone.py's shim).
 PAGE_JS = """
@@ -273,6 +241,6 @@ def render_report(title: str, *, sections: Sequence[Section], intro_html: str = 
                         f"</details>")
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' "
-            f"content='stemlab'><title>{html.escape(title)}</title><style>{CSS}</style>{parts.css}</head>"
+            f"content='stemlab'><title>{html.escape(title)}</title><style>{PAGE_CSS}</style>{parts.css}</head>"
             f"<body>{''.join(body)}{parts.scripts}<script type='module'>{PAGE_JS}</script></body></html>")
     return Report(page, kbps, audio_bytes)

@@ -31,7 +31,7 @@ from ..errors import CacheError
 from ..files import atomic_write_bytes
 from ..taxonomy import GROUPS, TWELVE_STEMS, stems_in_group
 from .figures import figure_png
-from .report import CSS
+from .html import PAGE_CSS, audio_player
 
 __all__ = ["write_study_report", "render_study_report", "Disagreement", "disagreements", "song_state", "verdict",
            "forest_rows", "strip_metrics"]
@@ -184,7 +184,7 @@ def verdict(metric: str, low, high, a: str, b: str) -> tuple[str, str]:
 def _page(title: str, body: list[str]) -> str:
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><meta name='generator' "
-            f"content='stemlab'><title>{_e(title)}</title><style>{CSS}{STUDY_CSS}</style></head>"
+            f"content='stemlab'><title>{_e(title)}</title><style>{PAGE_CSS}{STUDY_CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>")
 
 
@@ -499,8 +499,7 @@ def _set_players(row: dict | None, stem: str, out_dir: Path) -> str:
     figures = []
     for name, relative in entries:
         path = folder / relative
-        player = (f"<audio controls preload='none' title='{_e(name)}' src='{_e(_href(path, out_dir))}'></audio>"
-                  if path.is_file() else missing)
+        player = audio_player(src=_href(path, out_dir), title=name) if path.is_file() else missing
         figures.append(f"<figure>{player}<figcaption>{_e(name)}</figcaption></figure>")
     return "".join(figures) or missing
 

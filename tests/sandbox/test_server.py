@@ -426,6 +426,15 @@ def test_status_fault_on_apiframe_and_download_with_times(sb, client):
     assert len(sb.faults.pending()) == 1  # the "beta" one never matched
 
 
+def test_a_fault_every_nth_request_hits_one_in_n(sb, client):
+    fault = sb.faults.add("apiframe.parent", "status", status=503, every=3, times=2)
+    url = f"/v2/jobs/{sb.library['alpha'].parent_job_id}"
+    assert [af(client, sb, "GET", url).status_code for _ in range(9)] == [200, 200, 503] * 2 + [200] * 3
+    assert (fault.hits, fault.seen, fault.remaining) == (2, 6, 0)
+    with pytest.raises(ValueError, match="every must be"):
+        sb.faults.add("download", "drop", every=0)
+
+
 def test_malformed_faults(sb, client):
     sb.faults.add("cqtai.poll", "malformed")
     task_id = cqtai_submit(client, sb).json()["data"]
