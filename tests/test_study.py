@@ -232,3 +232,25 @@ def test_a_bad_songs_file_is_one_line_and_sends_nothing(study_sandbox, tmp_path)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("stemlab: error: ") and done.stderr.count("\n") == 1
     assert "unknown column(s) clip" in done.stderr and study_sandbox.requests == []
+
+
+def test_the_python_api_on_a_scheduler_the_user_started(study_sandbox, tmp_path, monkeypatch):
+    """``stemlab.study(..., scheduler=ADDRESS)``: the user's own cluster (threads here), whose
+    workers read the keys from their environment; then ``client=`` on a finished study."""
+    import distributed
+
+    import stemlab
+
+    sb = study_sandbox
+    for name, value in env_for(sb, tmp_path / "cache").items():
+        monkeypatch.setenv(name, value)
+    rows = [{"song": s, "apiframe_parent_job_id": sb.song(s).parent_job_id, "apiframe_index": 1} for s in SONGS[:2]]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+                                  protocol="tcp://", host="127.0.0.1") as cluster:
+        result = stemlab.study(rows, out=tmp_path / "out", scheduler=cluster.scheduler_address, progress=False)
+        assert result.to_dict()["done"] == 2 and result.submits == 4
+        assert set(result.summary.metric) >= {"residual_db", "loudness_db", "leakage"}
+        with distributed.Client(cluster) as client:
+            again = stemlab.study(rows, out=tmp_path / "out", client=client, progress=False)
+    assert again.submits == 0 and again.results.equals(result.results)
+    assert accepted(sb) == {(p, s): 1 for p in ("cqtai", "apiframe") for s in SONGS[:2]}

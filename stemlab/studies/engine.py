@@ -60,8 +60,9 @@ def cluster_client(*, client=None, scheduler: str | None = None, workers: int = 
         raise UsageError(f"--workers must be 1 or more, not {workers}")
     keys = {env_name(name): value.reveal() for name, value in (settings.options if settings else {}).items()
             if name.endswith("_api_key") and value}
+    # host: loopback, so that nothing probes the network for an address to listen on
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=logging.ERROR, env=keys) as cluster, \
+                                  host="127.0.0.1", silence_logs=logging.ERROR, env=keys) as cluster, \
             distributed.Client(cluster) as local:
         yield local
 
