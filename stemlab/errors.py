@@ -34,6 +34,7 @@ __all__ = [
     "DownloadError",
     "DecodeError",
     "CacheError",
+    "PackError",
 ]
 
 
@@ -149,3 +150,9 @@ class DecodeError(StemlabError):
 
 class CacheError(StemlabError):
     """The cache folder is unusable or a cached set is inconsistent."""
+
+
+class PackError(CacheError):
+    """A class pack (``stemlab pack import``) is not a whole, well-formed stemlab pack: not a zip,
+    truncated, an entry that differs from the pack's manifest, an unsafe entry name, a zip bomb.
+    Nothing was installed; the message says what, and to get the pack again."""

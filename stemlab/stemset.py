@@ -424,6 +424,18 @@ class StemSet(Rendered):
         names = list(names or self.names)
         return write_midi(self.notes(names, method=method), path, stems=names)
 
+    def export(self, path: str | os.PathLike, *, format: str = "folder", **options) -> Path:
+        """Write the set for other tools: ``"folder"`` (a WAV per stem and the mixture, aligned),
+        ``"musdb"``, ``"stems-mp4"`` (Native Instruments STEMS), ``"zip"`` or ``"midi"``; options
+        as :func:`stemlab.exports.export` takes them. Returns the path.
+
+        >>> demo_song().export("paper-lanterns", format="musdb")          # doctest: +SKIP
+        PosixPath('paper-lanterns')
+        """
+        from .exports import export
+
+        return export(self, path, format=format, **options)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """``{name: audio}`` for every stem (memory-mapped, so cheap)."""
         return {stem.name: stem.audio for stem in self}

@@ -2,7 +2,7 @@
 
 >>> result = stemlab.study("songs.csv", out="study", providers=["cqtai", "apiframe"])   # doctest: +SKIP
 >>> result.summary.head()                                                              # doctest: +SKIP
->>> stemlab.study("songs.csv", out="study", dry_run=True).credits                      # doctest: +SKIP
+>>> stemlab.study("ten-songs.csv", out="study", dry_run=True).credits    # 10 x (150 + 11)  # doctest: +SKIP
 1610.0
 
 A study can be stopped at any point (Ctrl-C, a crash, ``kill -9``) and run again with the same
@@ -144,6 +144,11 @@ def study(songs, *, out: str | os.PathLike, providers: Sequence[str] | str | Non
     folder = StudyFolder(out)
     cache = Cache(settings.cache_dir)
     used = {spec.song: [n for n in names if spec.can(n)] for spec in specs}
+    idle = [spec.song for spec in specs if not used[spec.song]]
+    if idle:
+        raise UsageError(f"no chosen provider ({', '.join(names)}) can split {idle[0]!r}"
+                         + (f" and {len(idle) - 1} more" if len(idle) > 1 else "")
+                         + ": Apiframe needs apiframe_parent_job_id, CQTAI cqtai_clip_id or an Apiframe parent job")
     finished = {spec.song: folder.finished(spec, used[spec.song]) for spec in specs}
     todo = [spec for spec in specs if finished[spec.song] is None]
     plan = plan_study(plan_jobs(todo, names), cache, budget=budget)
@@ -170,7 +175,9 @@ def study(songs, *, out: str | os.PathLike, providers: Sequence[str] | str | Non
         with cluster_client(client=client, scheduler=scheduler, workers=workers, settings=settings) as dask:
             run_on_dask(dask, run_specs, run_jobs, WorkerSettings.of(settings), limits=limits, on_song=on_song,
                         corpus=corpus, bss=bss, progress=progress)
-    records = [kept.get(spec.song) or finished[spec.song] or folder.record(spec) for spec in specs]
+    over = {p.job.song.song for p in plan if p.action == "over budget"}  # their rows are the plan's, not old records
+    records = [kept.get(spec.song) or finished[spec.song] or folder.record(spec) for spec in specs
+               if spec.song not in over]
     results, song_table = tables([r for r in records if r], stopped)
     new = song_table[song_table.submitted & song_table.song.isin(list(kept))]
     return _written(folder, results, song_table, plan=plan, submits=len(new),
@@ -179,9 +186,8 @@ def study(songs, *, out: str | os.PathLike, providers: Sequence[str] | str | Non
 
 def _empty_summary():
     from ..analysis.paired import paired_summary
-    from .store import tables as _tables
 
-    return paired_summary(_tables([])[0])
+    return paired_summary(tables([])[0])
 
 
 def _written(folder: StudyFolder, results, song_table, *, plan, submits: int, credits: float,

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Callable, ContextManager
 
 from ..analysis.check import check
-from ..cache import Cache
 from ..analysis.compare import compare, levels
-from ..config import Secret, Settings
-from ..errors import RateLimitError, StemlabError
+from ..cache import Cache
+from ..config import Secret, Settings, redact
+from ..errors import CacheError, RateLimitError, StemlabError
 from ..fetching import fetch, suno_clip_id
 from ..stemset import StemSet
 from ..terminal import printable
@@ -77,8 +77,8 @@ class Fetched:
         return dataclasses.asdict(self)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = printable(str(exc)).replace("\n", " ").strip()
+def _one_line(exc: BaseException, settings: Settings) -> str:
+    text = redact(" ".join(printable(str(exc)).split()), settings.secrets())
     return text if isinstance(exc, StemlabError) else f"{type(exc).__name__}: {text}"
 
 
@@ -88,7 +88,7 @@ def fetch_job(job: Job, worker_settings: WorkerSettings, *, limit: Callable[[], 
 
     ``limit`` is the provider's slot (a context manager held while the job is in flight);
     ``report`` hears the stages (``waiting``, ``submitted``, ``polling``, ``downloading``,
-    ``throttled``, ``fetched``, ``failed``). A 429 answer (CQTAI's task limit) frees the slot,
+    ``throttled``, ``fetched``, ``failed``); ``seconds`` includes the wait for a slot. A 429 answer (CQTAI's task limit) frees the slot,
     backs off and tries again; it is never a failure, unless it lasts longer than the job timeout.
     Nothing here raises: what went wrong is in the returned :class:`Fetched`.
     """
@@ -110,7 +110,7 @@ def fetch_job(job: Job, worker_settings: WorkerSettings, *, limit: Callable[[], 
         outcome.state, outcome.credits = "done", _credits(job)
         report("fetched")
     except Exception as exc:  # one song's trouble never stops a study; it is reported
-        outcome.error, outcome.credits = _one_line(exc), 0.0  # a failed job is refunded
+        outcome.error, outcome.credits = _one_line(exc, settings), 0.0  # a failed job is refunded
         report("failed")
     outcome.submitted = new and _known(settings, outcome.key)
     outcome.seconds = round(time.monotonic() - started, 3)
@@ -140,7 +140,10 @@ def _fetch_backing_off(job: Job, clip_id: str | None, settings: Settings, limit,
 def _known(settings: Settings, key: str) -> bool:
     """Whether the cache holds this set or a job record for it (no submit is due, or one was made)."""
     cache = Cache(settings.cache_dir)
-    return cache.intact(key) or cache.read_job(key) is not None
+    try:
+        return cache.intact(key) or cache.read_job(key) is not None
+    except CacheError:  # a record that does not read still says a job may exist
+        return True
 
 
 def _credits(job: Job) -> float:
@@ -246,4 +249,4 @@ def score_task(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSe
     try:
         return fetched, score_song(song, fetched, worker_settings, corpus=corpus, bss=bss, report=report), ""
     except Exception as exc:  # a song that cannot be scored is reported, and the study goes on
-        return fetched, None, f"scoring failed: {type(exc).__name__}: {exc}"
+        return fetched, None, f"scoring failed: {_one_line(exc, worker_settings.settings())}"

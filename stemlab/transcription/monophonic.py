@@ -111,6 +111,8 @@ def _onsets(y: np.ndarray, lowest_hz: float) -> tuple[np.ndarray, np.ndarray]:
     # the level curve's frames span 1.5 periods of the lowest note, so its waves do not ripple it
     frame = max(4 * FINE, int(2 ** np.ceil(np.log2(1.5 * SR / lowest_hz))))
     level = librosa.amplitude_to_db(librosa.feature.rms(y=y, frame_length=frame, hop_length=FINE)[0])
+    if not len(peaks):  # librosa's backtrack refuses an empty list of events
+        return peaks, np.zeros(0, bool)
     return _attack_starts(level, peaks, librosa.onset.onset_backtrack(peaks, envelope))
 
 
