@@ -22,7 +22,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-base
 	$(BIN)/stemlab demo
 
-# Debian's chromium (browser tests) and ffmpeg (museval imports stempeg, which needs it).
+# Debian's chromium (browser tests) and ffmpeg (museval imports stempeg, which needs it; the STEMS export tests read
+# their files back with its ffprobe).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \

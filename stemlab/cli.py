@@ -103,10 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     midi.add_argument("--json", action="store_true", help="print one JSON object")
     midi.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    from .exports.cli import add_cli as add_export  # light: no numpy, no soundfile, no av
+    add_export(commands, common)
+
     study = commands.add_parser("study", parents=[common], help="many songs through several providers, on Dask",
                                 examples=("stemlab study songs.csv --out study --dry-run   # the jobs and their cost",
-                                          "stemlab study songs.csv --out study --budget 5000 --max-jobs cqtai=2",
-                                          "stemlab study songs.csv --out study --scheduler tcp://10.0.0.5:8786"))
+                                          "stemlab study songs.csv --out study --budget 5000 --max-jobs cqtai=2"))
     study.add_argument("songs", metavar="SONGS.csv", help="a CSV with a header: song, and any of cqtai_clip_id, "
                        "apiframe_parent_job_id, apiframe_index, apiframe_track_id, truth_dir")
     study.add_argument("--out", required=True, metavar="DIR", help="where results.parquet, songs.parquet, "
@@ -148,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", parents=[common], help="list the cached stem sets (same as 'cache ls')",
                              examples=("stemlab ls", "stemlab ls --json"))
     ls.add_argument("--json", action="store_true", help="print a JSON list")
+    from .pack import add_cli as add_pack  # stemlab pack export | import | ls
+    add_pack(commands, common)
 
     sandbox = commands.add_parser("sandbox", parents=[common], help="serve both providers' APIs on 127.0.0.1 (no key, no network)",
                                   examples=("stemlab sandbox                # prints the exports that point stemlab at it",
@@ -298,6 +302,19 @@ def _cmd_midi(args, settings) -> int:
     return 0
 
 
+def _cmd_pack(args, settings) -> int:
+    from .pack import run_cli
+
+    return run_cli(args, settings)
+
+
+def _cmd_export(args, settings) -> int:
+    from .exports.cli import run_cli
+
+    _set_ref(args.set, settings)
+    return run_cli(args, settings)
+
+
 def _cmd_study(args, settings) -> int:
     from .studies.run import study
     from .studies.songs import UNDOCUMENTED_COST
@@ -444,8 +461,9 @@ def _cmd_notebooks(args, settings) -> int:
     return 0
 
 
-COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "midi": _cmd_midi, "study": _cmd_study,
-            "cache": _cmd_cache,
+COMMANDS = {"fetch": _cmd_fetch, "check": _cmd_check, "compare": _cmd_compare, "midi": _cmd_midi, "export": _cmd_export,
+            "study": _cmd_study,
+            "cache": _cmd_cache, "pack": _cmd_pack,
             "ls": _cmd_ls, "sandbox": _cmd_sandbox, "demo": _cmd_demo, "notebooks": _cmd_notebooks}
 
 

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["SILENCE_BELOW_MIX_DB", "SILENCE_FLOOR_DB", "silence_threshold", "products", "inner", "rms_db", "silent_level", "quiet", "is_silent", "gram", "fit_channels", "sum_tracks", "shift",
+__all__ = ["lag_range", "loudest_center", "SILENCE_BELOW_MIX_DB", "SILENCE_FLOOR_DB", "silence_threshold", "products", "inner", "rms_db", "silent_level", "quiet", "is_silent", "gram", "fit_channels", "sum_tracks", "shift",
            "estimate_lag", "window", "stft_chunks", "stft", "istft"]
 
 #: Silence is relative to the mix: a signal whose RMS level (over all its samples and channels) is
@@ -369,3 +369,26 @@ def istft(spec: np.ndarray, *, hop: int = 512, length: int, chunk: int = 1024) -
         out[c, : len(piece)] = piece
         out[c, len(piece):] = 0.0
     return out
+
+
+def lag_range(duration_s: float) -> float:
+    """How far (seconds) lags are searched for material of ``duration_s`` seconds: a quarter of
+    it, at least 0.5 s and at most 10 s. Stems 1 s late are found in a 7-second excerpt.
+
+    >>> lag_range(7.0), lag_range(41.0), lag_range(180.0)
+    (1.75, 10.0, 10.0)
+    """
+    return float(min(10.0, max(0.5, round(duration_s / 4, 3))))
+
+
+def loudest_center(audio: np.ndarray, sr: int) -> int:
+    """The sample at the centre of a track's loudest second (where its lag is measured best).
+
+    >>> loudest_center(np.r_[np.zeros(2000), np.ones(1000)][None, :], 1000)
+    2500
+    """
+    thin = np.asarray(audio[:, ::64], dtype=np.float32)
+    per_second = max(1, sr // 64)
+    count = max(1, thin.shape[1] // per_second)
+    energy = np.square(thin[:, : count * per_second]).reshape(thin.shape[0], count, per_second).sum(axis=(0, 2))
+    return int((int(np.argmax(energy)) + 0.5) * sr)

@@ -180,6 +180,7 @@ def test_stemlab_alone_prints_the_help():
 @pytest.mark.parametrize("command", [
     ("fetch",), ("fetch", "cqtai"), ("fetch", "apiframe"), ("check",), ("compare",), ("cache",), ("cache", "ls"),
     ("cache", "du"), ("cache", "clean"), ("cache", "verify"), ("ls",), ("sandbox",), ("demo",), ("notebooks",),
+    ("midi",), ("export",), ("study",), ("pack", "export"), ("pack", "import"), ("pack", "ls"),
 ])
 def test_every_command_help_shows_examples(command):
     result = stemlab(*command, "--help")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import struct
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -287,7 +287,6 @@ def decode_stream(path: Path, index: int) -> np.ndarray:
     return audio.astype(np.float64)
 
 
-@pytest.mark.slow
 def test_stems_mp4_of_the_musdb_sample(tmp_path):
     pytest.importorskip("av")
     from stemlab.dsp import estimate_lag, shift
@@ -372,8 +371,6 @@ def _chunk_offsets(data: bytes) -> list[list[int]]:
 
 
 def test_stems_mp4_without_pyav_says_how_to_install_it(three, tmp_path, monkeypatch):
-    import sys
-
     monkeypatch.setitem(sys.modules, "av", None)  # import av raises ImportError
     _, folder = three
     with pytest.raises(UsageError, match=r"pip install 'stemlab\[stems\]'"):
@@ -409,7 +406,10 @@ def test_midi_is_one_track_per_stem(three, tmp_path):
     import pretty_midi
 
     _, folder = three
-    path = export(stemlab.StemSet.open(folder), tmp_path / "song.mid", format="midi")
+    result = write(stemlab.StemSet.open(folder), tmp_path / "song.mid", format="midi")
+    path = result.path
+    facts = result.to_dict()
+    assert facts["format"] == "midi" and facts["sr"] is None and [f["path"] for f in facts["files"]] == [str(path)]
     pm = pretty_midi.PrettyMIDI(str(path))
     assert [i.name for i in pm.instruments] == ["vocals", "drums", "bass"]
     assert [i.is_drum for i in pm.instruments] == [False, True, False]
@@ -442,16 +442,10 @@ def test_cli_export_json_contract(three, tmp_path):
 
 def test_cli_export_default_output_is_named_after_the_set(three, tmp_path):
     _, folder = three
-    done = subprocess.run([*_python(), "-m", "stemlab", "export", str(folder), "--format", "musdb", "--json"],
+    done = subprocess.run([sys.executable, "-m", "stemlab", "export", str(folder), "--format", "musdb", "--json"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["path"] == "three-musdb" and (tmp_path / "three-musdb" / "vocals.wav").exists()
-
-
-def _python() -> list[str]:
-    import sys
-
-    return [sys.executable]
 
 
 def test_cli_export_errors_are_one_line(three, tmp_path):
@@ -474,3 +468,16 @@ def test_cli_export_errors_are_one_line(three, tmp_path):
     assert_one_line_error(run_stemlab("export", str(folder), "--flac", "--bit-depth", "32", "-o",
                                       str(tmp_path / "f")), 2)
     assert_one_line_error(run_stemlab("export", str(folder), "--format", "midi", "--codec", "alac"), 2)
+
+
+def test_a_fetched_set_is_exported_by_its_id(sandbox_env, sandbox):
+    from conftest import CLIP_ID
+
+    fetched = one_json(run_stemlab("fetch", "cqtai", CLIP_ID, "--json"))
+    out = one_json(run_stemlab("export", fetched["job_id"], "--format", "musdb", "-o", "song-musdb", "--json"))
+    assert out["sr"] == 44100 and out["channels"] == 2 and [Path(f["path"]).name for f in out["files"]] == [
+        "mixture.wav", "drums.wav", "bass.wav", "other.wav", "vocals.wav", "export.json"]
+    assert set(out["shifts"].values()) == {0}  # MP3 stems, decoded gaplessly: nothing to move
+    record = json.loads(Path("song-musdb/export.json").read_text())
+    assert record["groups"]["vocals"] == ["vocals", "backing_vocals"] and record["set"]["provider"] == "cqtai"
+    assert {i["track"] for i in record["inputs"]} == {"source", *TWELVE_STEMS}

@@ -38,13 +38,14 @@ import numpy as np
 
 from ..config import Settings
 from ..conform import Step
-from ..dsp import estimate_lag, gram, rms_db, shift, silence_threshold, silent_level, sum_tracks
+from ..dsp import (estimate_lag, gram, lag_range, loudest_center, rms_db, shift, silence_threshold, silent_level,
+                   sum_tracks)
 from ..errors import UsageError
 from ..fetching import as_set
 from ..rendering import Rendered
 from ..stemset import StemSet
 
-__all__ = ["check", "CheckReport", "StemCheck", "recombination", "Recombination", "lag_range"]
+__all__ = ["check", "CheckReport", "StemCheck", "recombination", "Recombination"]
 
 #: A stem quieter than this in the source (dB relative to the source's energy) is too quiet for its
 #: gain and lag to be judged: they are reported, not blamed.
@@ -164,16 +165,6 @@ def _finite(x: float) -> float | None:
     return round(float(x), 3) if np.isfinite(x) else None
 
 
-def lag_range(duration_s: float) -> float:
-    """How far (seconds) lags are searched for material of ``duration_s`` seconds: a quarter of
-    it, at least 0.5 s and at most 10 s. Stems 1 s late are found in a 7-second excerpt.
-
-    >>> lag_range(7.0), lag_range(41.0), lag_range(180.0)
-    (1.75, 10.0, 10.0)
-    """
-    return float(min(10.0, max(0.5, round(duration_s / 4, 3))))
-
-
 @dataclass(frozen=True)
 class Recombination:
     """The stem sum aligned to the source: ``aligned_sum`` (lag and gain applied) and
@@ -226,15 +217,6 @@ def overlap(lag: int, length: int) -> slice:
     return slice(0, length - lag) if lag >= 0 else slice(-lag, length)
 
 
-def _loudest_center(audio: np.ndarray, sr: int) -> int:
-    """The sample at the centre of a stem's loudest second (where its lag is measured best)."""
-    thin = np.asarray(audio[:, ::64], dtype=np.float32)
-    per_second = max(1, sr // 64)
-    count = max(1, thin.shape[1] // per_second)
-    energy = np.square(thin[:, : count * per_second]).reshape(thin.shape[0], count, per_second).sum(axis=(0, 2))
-    return int((int(np.argmax(energy)) + 0.5) * sr)
-
-
 def _fit(source: np.ndarray, parts: list[np.ndarray]) -> tuple[np.ndarray, float, np.ndarray]:
     """Least-squares gains of ``parts`` in ``source``, the residual's energy, and the Gram matrix."""
     products = gram([source, *parts]) * source.shape[-1]  # inner products over the channels' samples
@@ -252,7 +234,7 @@ def _own_lags(source: np.ndarray, base: dict, audible: list[str], judged: list[s
     lags = {}
     for name in judged:
         audio = base[name]
-        center = _loudest_center(audio, sr)
+        center = loudest_center(audio, sr)
         lo = max(0, center - excerpt // 2 - max_lag)
         hi = min(source.shape[1], center + excerpt // 2 + max_lag)
         others = source[:, lo:hi] - (fitted[:, lo:hi] - gain_of[name] * audio[:, lo:hi])
@@ -280,7 +262,7 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     gain_tolerance_db, lag_tolerance_s : float
         Largest allowed gain (dB) and lag (s), of the stem sum and of each stem.
     max_lag_s : float, optional
-        How far lags are searched; default :func:`lag_range` of the source's duration.
+        How far lags are searched; default :func:`stemlab.dsp.lag_range` of the source's duration.
     excerpt_s : float
         The length of the excerpt a lag is estimated on.
     cache_dir, settings : optional

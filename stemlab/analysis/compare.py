@@ -41,7 +41,8 @@ from ..errors import UsageError
 from ..fetching import as_set
 from ..rendering import Rendered
 from ..taxonomy import common_groups, stems_in_group
-from ..dsp import estimate_lag, fit_channels, gram, is_silent, rms_db, shift, silence_threshold, sum_tracks
+from ..dsp import (estimate_lag, fit_channels, gram, is_silent, lag_range, rms_db, shift, silence_threshold,
+                   sum_tracks)
 from .metrics import evaluate, si_sdr
 
 __all__ = ["group_audio", "compare", "levels", "Comparison", "METRICS", "score_text", "as_text"]
@@ -233,7 +234,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
         Compute BSSEval v4 (``sdr``, ``sir``, ``sar``; slower) besides SI-SDR.
     max_lag_s : float, optional
         How far apart (seconds) the sets may start and still be aligned; default
-        :func:`~stemlab.analysis.check.lag_range` of the material's duration.
+        :func:`~stemlab.dsp.lag_range` of the material's duration.
     cache_dir, settings : optional
         Where sets named by id or folder are found and their derived data goes.
 
@@ -241,7 +242,7 @@ def compare(*sets, reference=None, window_s: float = 1.0, bss: bool = True, max_
     -------
     Comparison
     """
-    from .check import check, lag_range
+    from .check import check
     import pandas as pd
 
     if not sets:

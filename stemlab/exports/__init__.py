@@ -68,6 +68,8 @@ class Exported:
     path: Path
     files: tuple[Path, ...]
     record: dict = field(default_factory=dict)
+    #: the notes that were also logged as notices (moved stems, clipping)
+    noticed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The CLI's ``export --json`` object: ``format``, ``path``, ``files`` (each with its
@@ -159,7 +161,8 @@ def write(stemset, path: str | os.PathLike, *, format: str = "folder", bit_depth
     with staged_folder(path, force=force, protect=_inputs(stemset)) as staging:
         record = _write_folder(stemset, staging, format=format, bit_depth=bit_depth, file_format=file_format,
                                groups=groups)
-    return Exported(format, path, tuple(path / name for name in record["written"]), record)
+    return Exported(format, path, tuple(path / name for name in record["written"]), _public(record),
+                    tuple(record["noticed"]))
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -170,12 +173,9 @@ def _inputs(stemset) -> tuple[Path, ...]:
 
 
 def _input_facts(stemset) -> list[dict]:
-    """Each input file's name and sha256 (as the set's manifest recorded it, else computed)."""
-    facts = []
-    for track in stemset.tracks():
-        digest = getattr(track, "_sha256", None) or sha256_of(track.path)
-        facts.append({"track": track.name, "file": track.path.name, "sha256": digest})
-    return facts
+    """Each input file's name and sha256."""
+    return [{"track": track.name, "file": track.path.name, "sha256": sha256_of(track.path)}
+            for track in stemset.tracks()]
 
 
 def _musdb_plan(stemset) -> dict[str, list[str]]:
@@ -196,18 +196,19 @@ def _set_facts(stemset) -> dict:
             "stems": list(stemset.names)}
 
 
-def _clip_notes(clips: dict, bit_depth: int) -> tuple[dict, list[str]]:
-    """The clipping record and its notices: PCM clips at ±1 (counted), float keeps peaks."""
+def _clip_notes(clips: dict, *, pcm_bits: int | None, keeper: str = "32-bit float") -> tuple[dict, list[str]]:
+    """The clipping record and its notices: PCM (``pcm_bits``) clips at ±1, and the clipped
+    samples are counted; ``keeper`` (32-bit float, AAC) keeps the peaks, which players will clip."""
     clipped, notes = {}, []
     for name, clip in clips.items():
         if clip.clipped:
             clipped[name] = {"samples": clip.clipped, "peak": round(clip.peak, 6)}
             notes.append(f"{name}: {clip.clipped:,} samples above full scale (peak {clip.peak:.3f}, "
-                         f"{20 * math.log10(clip.peak):+.1f} dBFS) were clipped to ±1 by "
-                         f"{bit_depth}-bit PCM; export with bit_depth 32 (float) to keep them")
+                         f"{20 * math.log10(clip.peak):+.1f} dBFS) were clipped to ±1 by {pcm_bits}-bit PCM"
+                         + ("; export with bit_depth 32 (float) to keep them" if keeper == "32-bit float" else ""))
         elif clip.peak > 1.0:
-            notes.append(f"{name}: peaks at {clip.peak:.3f}, above full scale; kept as it is in 32-bit float, but "
-                         f"a player will clip it")
+            notes.append(f"{name}: peaks at {clip.peak:.3f}, above full scale; {keeper} keeps it, but a player will "
+                         f"clip it")
     return clipped, notes
 
 
@@ -244,12 +245,9 @@ def _write_folder(stemset, folder: Path, *, format: str, bit_depth: int, file_fo
     if not placement.has_source:
         notes.append("this set has no source: the mixture is the sum of the stems, and the stems are written as "
                      "they are (there is nothing to place them against)")
-    if format == "musdb" and stemset.sr != placement.sr:
-        notes.append(f"resampled from {stemset.sr:,} Hz to {placement.sr:,} Hz (soxr, high quality)")
-    clipped, clip_notes = _clip_notes(clips, bit_depth)
+    clipped, clip_notes = _clip_notes(clips, pcm_bits=bit_depth if bit_depth != 32 else None)
     notes += clip_notes
-    for note in placement.shift_notes() + clip_notes:
-        log.warning("export: %s", note)
+    noticed = _notice(placement.shift_notes() + clip_notes)
     record = {
         "format": format,
         "sr": placement.sr,
@@ -270,12 +268,18 @@ def _write_folder(stemset, folder: Path, *, format: str, bit_depth: int, file_fo
         "inputs": _input_facts(stemset),
     }
     atomic_write_json(folder / RECORD, record)
-    record["written"] = [*written, RECORD]
-    return record
+    return {**record, "written": [*written, RECORD], "noticed": noticed}
+
+
+def _notice(notes: list[str]) -> list[str]:
+    """Log ``notes`` as notices (``stemlab: export: ...`` on the command line); returns them."""
+    for note in notes:
+        log.warning("export: %s", note)
+    return notes
 
 
 def _public(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "written"}
+    return {k: v for k, v in record.items() if k not in ("written", "noticed")}
 
 
 def _zip(stemset, path: Path, *, bit_depth: int, file_format: str, force: bool) -> Exported:
@@ -292,8 +296,8 @@ def _zip(stemset, path: Path, *, bit_depth: int, file_format: str, force: bool) 
         facts = [file_facts(folder / name, root=folder) for name in record["written"]]
         manifest = {"format": "zip", "folder": top, "files": facts}
         zip_folder(folder, path, top=top, manifest=(json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-    record = {**_public(record), "format": "zip", "manifest": manifest}
-    return Exported("zip", path, (path,), record)
+    return Exported("zip", path, (path,), {**_public(record), "format": "zip", "manifest": manifest},
+                    tuple(record["noticed"]))
 
 
 def _stems_mp4(stemset, path: Path, *, codec: str, bitrate: int, bit_depth: int, force: bool) -> Exported:
@@ -314,15 +318,15 @@ def _stems_mp4(stemset, path: Path, *, codec: str, bitrate: int, bit_depth: int,
     clips = {title: measure(audio, pcm=codec == "alac") for title, audio in tracks}  # ALAC is PCM: clips at ±1
     metadata = stem_metadata(MUSDB_STEMS)
     write_stems_mp4(path, tracks, codec=codec, bitrate=bitrate, bit_depth=bit_depth, metadata=metadata)
-    clipped, clip_notes = _clip_notes(clips, bit_depth if codec == "alac" else 32)
+    clipped, clip_notes = _clip_notes(clips, pcm_bits=bit_depth if codec == "alac" else None,
+                                      keeper="ALAC" if codec == "alac" else "AAC")
     notes = [str(step) for step in placement.steps] + placement.shift_notes() + clip_notes
     if not groups["other"]:
         notes.append("other: no stem of this set holds anything beyond the drums, bass and vocals, so other is "
                      "silent")
     if not placement.has_source:
         notes.append("this set has no source: the master is the sum of the stems")
-    for note in placement.shift_notes() + clip_notes:
-        log.warning("export: %s", note)
+    noticed = _notice(placement.shift_notes() + clip_notes)
     record = {"format": "stems-mp4", "sr": placement.sr, "channels": 2, "length": placement.length,
               "duration_s": round(placement.length / placement.sr, 6), "codec": codec,
               **({"bitrate_kbps": int(bitrate)} if codec == "aac" else {"bit_depth": bit_depth}),
@@ -331,7 +335,7 @@ def _stems_mp4(stemset, path: Path, *, codec: str, bitrate: int, bit_depth: int,
               "shifts": dict(placement.shifts), "clipped": clipped,
               "steps": [step.to_dict() for step in placement.steps], "notes": notes,
               "set": _set_facts(stemset), "inputs": _input_facts(stemset)}
-    return Exported("stems-mp4", path, (path,), record)
+    return Exported("stems-mp4", path, (path,), record, tuple(noticed))
 
 
 def _midi(stemset, path: Path, *, force: bool, names, method) -> Exported:

@@ -71,5 +71,6 @@ def run_cli(args, settings) -> int:
     for file in facts["files"]:
         print(f"  {file['path']:<40} {file['bytes'] / 1e6:8.2f} MB  sha256 {file['sha256'][:16]}")
     for note in facts["notes"]:
-        print(f"  - {note}")
+        if note not in result.noticed:  # those were said on stderr already (unless --quiet)
+            print(f"  - {note}")
     return 0

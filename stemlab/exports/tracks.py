@@ -5,8 +5,8 @@ the song, and the MUSDB18 grouping of a set's stems.
 layout and length). A stem that starts late (or early) against the source is moved into place:
 its lag is estimated (:func:`stemlab.dsp.estimate_lag`) where the stem is loudest, against its
 own part of the source (the source minus the other stems), and the move is kept only when it
-makes the source minus the stem sum at least 1 dB smaller. A correctly placed stem is never
-moved; a set without a source has nothing to place its stems against and is written as it is.
+makes the source minus the stem sum at least 1 dB smaller (so a stem in place stays where it
+is); a set without a source has nothing to place its stems against and is written as it is.
 
 **MUSDB18's four stems.** ``vocals`` = vocals + backing vocals (:data:`stemlab.taxonomy.GROUPS`),
 ``drums`` = drums + percussion, ``bass``, ``other`` = everything else. MUSDB18 defines its
@@ -30,7 +30,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ..dsp import estimate_lag, fit_channels, products, rms_db, shift, silence_threshold, silent_level, sum_tracks
+from ..dsp import (estimate_lag, fit_channels, lag_range, loudest_center, products, rms_db, shift, silence_threshold,
+                   silent_level, sum_tracks)
 from ..errors import UsageError
 from ..taxonomy import GROUPS, TWELVE_STEMS, coverage
 
@@ -47,6 +48,8 @@ MUSDB_GROUPS = {
 }
 #: a move must make the residual (source minus stem sum) at least this much smaller to be kept
 IMPROVE_DB = 1.0
+#: at most this many rounds over the stems (a round that moves nothing ends the search)
+PASSES = 3
 #: lags up to this many samples are also searched at the full rate (the most
 #: :func:`stemlab.dsp.estimate_lag` searches without block means)
 NEAR = 2048
@@ -89,20 +92,6 @@ def musdb_groups(names: Iterable[str]) -> dict[str, list[str]]:
         raise UsageError(f"this set cannot be exported as MUSDB18 ({', '.join(MUSDB_STEMS)}): {what}; export it as a "
                          f"folder (format 'folder') instead")
     return groups
-
-
-def _lag_range(duration_s: float) -> float:
-    """How far (seconds) a stem's lag is searched: a quarter of the song, 0.5 s to 10 s."""
-    return float(min(10.0, max(0.5, duration_s / 4)))
-
-
-def _loudest_center(audio: np.ndarray, sr: int) -> int:
-    """The sample at the centre of a track's loudest second (where its lag is measured best)."""
-    thin = np.asarray(audio[:, ::64], dtype=np.float32)
-    per_second = max(1, sr // 64)
-    count = max(1, thin.shape[1] // per_second)
-    energy = np.square(thin[:, : count * per_second]).reshape(thin.shape[0], count, per_second).sum(axis=(0, 2))
-    return int((int(np.argmax(energy)) + 0.5) * sr)
 
 
 def _candidates(reference: np.ndarray, signal: np.ndarray, *, max_lag: int, excerpt: int, center: int) -> set[int]:
@@ -154,29 +143,40 @@ class Placement:
         residual = np.subtract(source, total, dtype=np.float32)
         del total
         energy = products(residual, residual)[0]
-        max_lag = int(_lag_range(n / sr) * sr)
+        max_lag = int(lag_range(n / sr) * sr)
         # the excerpt leaves max_lag samples on both sides, so that early stems are found as late ones are
         max_lag = min(max_lag, n // 4)
         excerpt = min(int(EXCERPT_S * sr), n - 2 * max_lag)
         shifts = {name: 0 for name in self.names}
-        for name, audio in conformed.stems.items():
-            if silent_level(rms_db(audio), threshold) or energy <= 0:
-                continue
-            half = excerpt // 2 + max_lag
-            center = int(np.clip(_loudest_center(audio, sr), half, max(half, n - half)))
-            lo, hi = max(0, center - half), min(n, center + half)
-            own = residual[:, lo:hi] + audio[:, lo:hi]  # its own part of the source, if the others are in place
-            best, best_energy = 0, energy
-            for lag in _candidates(own, audio[:, lo:hi], max_lag=max_lag, excerpt=excerpt, center=center - lo):
-                change = np.subtract(audio, self._moved(name, lag, channels), dtype=np.float32)
-                _, cross, extra = products(residual, change)
-                moved_energy = energy + 2 * cross + extra  # the residual with the stem moved: residual + change
-                if moved_energy < best_energy:
-                    best, best_energy, best_change = lag, moved_energy, change
-            if best and best_energy < energy * 10 ** (-IMPROVE_DB / 10):
-                shifts[name] = int(best)
-                residual += best_change
-                energy = best_energy
+        if max_lag < 1 or excerpt < 64:  # too short to say
+            return shifts
+        placed = dict(conformed.stems)  # each stem where it is now
+        audible = [name for name, audio in placed.items() if not silent_level(rms_db(audio), threshold)]
+        half = excerpt // 2 + max_lag
+        for _ in range(PASSES):  # a move too small beside another stem's error is kept once that one is fixed
+            moved_any = False
+            for name in audible:
+                audio = placed[name]
+                if energy <= 0:
+                    break
+                center = int(np.clip(loudest_center(audio, sr), half, max(half, n - half)))
+                lo, hi = max(0, center - half), min(n, center + half)
+                own = residual[:, lo:hi] + audio[:, lo:hi]  # its own part of the source, if the others are in place
+                best, best_energy, best_audio = 0, energy, None
+                for lag in _candidates(own, audio[:, lo:hi], max_lag=max_lag, excerpt=excerpt, center=center - lo):
+                    candidate = self._moved(name, shifts[name] + lag, channels)
+                    change = np.subtract(audio, candidate, dtype=np.float32)
+                    _, cross, extra = products(residual, change)
+                    moved_energy = energy + 2 * cross + extra  # the residual with the stem moved: residual + change
+                    if moved_energy < best_energy:
+                        best, best_energy, best_audio = lag, moved_energy, candidate
+                if best and best_energy < energy * 10 ** (-IMPROVE_DB / 10):
+                    residual += audio
+                    residual -= best_audio
+                    placed[name], shifts[name], energy = best_audio, shifts[name] + int(best), best_energy
+                    moved_any = True
+            if not moved_any:
+                break
         return shifts
 
     def stem(self, name: str) -> np.ndarray:

@@ -26,7 +26,8 @@ import numpy as np
 from ..errors import UsageError
 from ..files import atomic_file, sha256_of
 
-__all__ = ["SUBTYPES", "Clip", "measure", "write_audio", "staged_folder", "refuse_existing_file", "zip_folder", "file_facts"]
+__all__ = ["SUBTYPES", "Clip", "measure", "write_audio", "staged_folder", "refuse_existing_file", "zip_folder",
+           "file_facts"]
 
 log = logging.getLogger("stemlab")
 
