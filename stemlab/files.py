@@ -34,6 +34,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
+from .errors import CacheError
+
 __all__ = ["atomic_file", "atomic_write_bytes", "atomic_write_json", "save_npy", "save_npz", "sha256_of",
            "read_derived", "derived_file"]
 
@@ -141,7 +143,13 @@ def derived_file(folder: str | os.PathLike, name: str) -> Path:
 
     >>> derived_file(tempfile.mkdtemp(), "vocals.abc.native.npy").name
     'vocals.abc.native.npy'
+    >>> derived_file(tempfile.mkdtemp(), "../x.npy")
+    Traceback (most recent call last):
+    ...
+    stemlab.errors.CacheError: '../x.npy' cannot name a derived file (a stem name from a damaged or hostile manifest?)
     """
+    if not name or name.startswith(".") or any(c in name for c in ("/", "\\", "\0")):  # never outside ``folder``
+        raise CacheError(f"{name!r} cannot name a derived file (a stem name from a damaged or hostile manifest?)")
     folder = Path(folder)
     path = folder / name
     if path.exists() or _writable(folder):

@@ -184,10 +184,15 @@ def _set_path_problem(path: Any) -> str | None:
     if problem:
         return problem
     parts = path.split("/")
-    if len(parts) > 3 or not all(_SET_PART.fullmatch(p) and not _reserved(p) for p in parts):
+    if len(parts) > 3 or not all(_SET_PART.fullmatch(p) and not _reserved(p) and not p.endswith(".")
+                                 for p in parts):
         return "is not a set file's name (letters, digits, '.', '_' and '-', at most 3 levels)"
-    if path == "job.json" or parts[0] == "derived":
+    folded = [p.casefold() for p in parts]  # a case-insensitive disk makes JOB.json job.json
+    if folded == ["job.json"] or folded[0] == "derived":
         return "is a job record or derived data (a pack holds neither)"
+    if not (folded == [MANIFEST] or (len(parts) == 1 and folded[0].startswith("source."))
+            or (len(parts) == 2 and folded[0] == "stems")):
+        return "is not where a set keeps its files (manifest.json, source.<ext>, stems/<name>.<ext>)"
     return None
 
 
@@ -259,6 +264,45 @@ def _manifest_entries(manifest: dict) -> list[dict] | None:
     if not all(isinstance(stem.get("name"), str) and stem.get("name") for stem in stems):
         return None
     return entries
+
+
+KEEP = "KEEP"  # in a staging folder: it holds a set that could not be put back; never removed
+_STEM_NAME = re.compile(r"[a-z0-9_]{1,40}")  # what stemlab names stems (taxonomy.safe_name)
+
+
+def _stems_problem(manifest: dict) -> str | None:
+    """Why a set manifest's stems cannot be opened safely (their names become file names), or None."""
+    from .stemset import SOURCE_NAMES
+
+    names = [stem.get("name") for stem in manifest["stems"]]
+    for name in names:
+        if not _STEM_NAME.fullmatch(name) or name in SOURCE_NAMES:
+            return f"names a stem {_shown(name)}, which is not a stem name stemlab gives"
+    if len(set(names)) != len(names):
+        return "names a stem twice"
+    for entry in [manifest.get("source") or {}, *manifest["stems"]]:
+        decoded = entry.get("decode")
+        if decoded is not None and not (isinstance(decoded, dict) and all(
+                isinstance(decoded.get(k), int) and not isinstance(decoded.get(k), bool) and decoded[k] > 0
+                for k in ("sr", "channels") if k in decoded)):
+            return "records a decoding that cannot be (a rate or channel count that is no positive number)"
+    return None
+
+
+def _key_of(provider: str, request: Any) -> str | None:
+    """The cache key a provider's recorded request gives (None when it gives none)."""
+    from .fetching import build_request
+
+    if not isinstance(request, dict):
+        return None
+    try:
+        if provider == "cqtai":
+            return build_request("cqtai", clip_id=request.get("clip_id"),
+                                 two=request.get("task") == "gen_stem_two").cache_key
+        return build_request("apiframe", parent_job_id=request.get("parent_job_id"), index=request.get("index"),
+                             track_id=request.get("track_id")).cache_key
+    except (UsageError, TypeError):
+        return None
 
 
 def _json_object(data: bytes) -> dict | None:
@@ -491,6 +535,11 @@ class _Reader:
         if entries is None:
             raise self.fail(f"is damaged: {file.name} does not list its files (source and stems with path, size "
                             f"and sha256)")
+        problem = _stems_problem(manifest)
+        if problem:
+            raise self.fail(f"is refused: {file.name} {problem}")
+        if one.provider in ("cqtai", "apiframe") and _key_of(one.provider, one.request) != one.key:
+            raise self.fail(f"is refused: the set {one.key} is filed under a key its request does not give")
         stated = {(e["path"], e["size"], e["sha256"]) for e in entries}
         if len(stated) != len(entries) or stated != one.entries:
             differ = sorted(stated ^ one.entries)
@@ -606,7 +655,7 @@ def _install(path, *, cache_dir=None, settings=None, notebooks_to=None, force=Fa
         staging = cache.root / STAGING
         try:
             staging.mkdir(parents=True, exist_ok=True)
-            _sweep(staging)
+            _sweep(staging, cache)
             stage = Path(tempfile.mkdtemp(prefix="pack-", dir=staging))
         except OSError as exc:
             raise CacheError(f"cannot write to the cache {cache.root}: {exc.strerror or exc}") from None
@@ -622,9 +671,10 @@ def _install(path, *, cache_dir=None, settings=None, notebooks_to=None, force=Fa
                     _stage_file(pack, notebook, stage / "notebooks" / notebook.path, stage, cache)
                 else:
                     pack.stream(notebook)
-            rows, written = _move_into_place(cache, pack, stage, there, target)
+            rows, written = _move_into_place(cache, pack, stage, there, target, force=force)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            if not (stage / KEEP).exists():  # a set that could not be put back is kept there, and said
+                shutil.rmtree(stage, ignore_errors=True)
             with contextlib.suppress(OSError):
                 staging.rmdir()  # only when no other import is staging
     return {"pack": str(pack.path), "cache_dir": str(cache.root), "sets": rows,
@@ -671,12 +721,29 @@ def _check_space(cache: Cache, needed: int) -> None:
                          f"(stemlab cache clean --derived) or import into another --cache-dir")
 
 
-def _sweep(staging: Path) -> None:
-    """Remove staging folders a killed import left behind (older than :data:`STALE_STAGING_S`)."""
+def _put_back(aside: Path, folder: Path, stage: Path) -> None:
+    """Move a set that was moved aside back into the cache; if that fails, keep the staging
+    folder (a set is never deleted: its job record is what stops a second charge) and say where."""
+    try:
+        os.replace(aside, folder)
+    except OSError:
+        (stage / KEEP).touch()
+        raise CacheError(f"the import failed and the set {folder.name} could not be put back: it is kept at "
+                         f"{aside}; move it to {folder}") from None
+
+
+def _sweep(staging: Path, cache: Cache) -> None:
+    """Remove staging folders a killed import left behind (older than :data:`STALE_STAGING_S`),
+    first putting back any set it had moved aside whose place in the cache is empty, and keeping
+    any folder that holds a set which could not be put back."""
     for old in staging.glob("pack-*"):
         with contextlib.suppress(OSError):
-            if time.time() - old.stat().st_mtime > STALE_STAGING_S:
-                shutil.rmtree(old, ignore_errors=True)
+            if time.time() - old.stat().st_mtime <= STALE_STAGING_S or (old / KEEP).exists():
+                continue
+            for aside in (old / "old").glob("*"):
+                if not cache.set_dir(aside.name).exists():
+                    os.replace(aside, cache.set_dir(aside.name))
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _stage_file(pack: _Reader, file: _File, dest: Path, stage: Path, cache: Cache) -> None:
@@ -713,8 +780,8 @@ def _stage_set(pack: _Reader, one: _Set, stage: Path, cache: Cache) -> None:
         raise CacheError(f"cannot write to the cache {cache.root}: {exc.strerror or exc}") from None
 
 
-def _move_into_place(cache: Cache, pack: _Reader, stage: Path, there: set[str],
-                     target: Path | None) -> tuple[list[dict], dict[str, Path]]:
+def _move_into_place(cache: Cache, pack: _Reader, stage: Path, there: set[str], target: Path | None, *,
+                     force: bool = False) -> tuple[list[dict], dict[str, Path]]:
     """Move every staged set into the cache under the sets' locks, then copy the notebooks; on any
     failure, move the sets back out (and the folders they replaced back in)."""
     rows: list[dict] = []
@@ -737,6 +804,9 @@ def _move_into_place(cache: Cache, pack: _Reader, stage: Path, there: set[str],
                     rows.append(one.row(status="already there"))
                     continue
                 folder, aside, status = cache.set_dir(one.key), None, "installed"
+                if not force and cache.intact(one.key):  # completed by a fetch while the pack was staged
+                    raise UsageError(f"the cache now holds a complete set {one.key} with other files than the "
+                                     f"pack's; pass --force (force=True) to replace it with the pack's")
                 if folder.exists() or folder.is_symlink():
                     status = "replaced" if cache.intact(one.key) else "repaired"
                     aside = stage / "old" / one.key
@@ -747,7 +817,7 @@ def _move_into_place(cache: Cache, pack: _Reader, stage: Path, there: set[str],
                     os.replace(stage / "sets" / one.key, folder)
                 except BaseException:
                     if aside is not None:
-                        os.replace(aside, folder)
+                        _put_back(aside, folder, stage)
                     raise
                 moved.append((one.key, aside))
                 rows.append(one.row(status=status))
@@ -761,12 +831,12 @@ def _move_into_place(cache: Cache, pack: _Reader, stage: Path, there: set[str],
                     new_notebooks.append(dest)
                 written[notebook.path] = dest
         except BaseException as exc:
-            for key, aside in reversed(moved):  # best effort: put the cache back as it was
+            for key, aside in reversed(moved):  # put the cache back as it was
                 with contextlib.suppress(OSError):
                     (stage / "undone").mkdir(parents=True, exist_ok=True)
                     os.replace(cache.set_dir(key), stage / "undone" / key)
-                    if aside is not None:
-                        os.replace(aside, cache.set_dir(key))
+                if aside is not None:
+                    _put_back(aside, cache.set_dir(key), stage)
             for path in new_notebooks:
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -944,12 +1014,14 @@ def _put(zf: zipfile.ZipFile, file: _File, source: Path | bytes, when: tuple, ch
         raise CacheError(f"{source} {changed}; nothing was written")
 
 
-def _export(sets, path, *, notebooks=(), cache_dir=None, settings=None) -> dict:
+def _export(sets, path, *, notebooks=(), cache_dir=None, settings=None, force=False) -> dict:
     settings = Settings.of(settings, cache_dir=cache_dir)
     secrets = settings.secrets()
     target = Path(path).expanduser()
     if target.is_dir():
         raise UsageError(f"{target} is a folder: pass a file name, such as {target / 'class.zip'}")
+    if target.exists() and not force:  # -o lesson.ipynb would replace the lesson with the pack
+        raise UsageError(f"{target} already exists; pass --force (force=True) to overwrite it, or choose another name")
     if not target.parent.is_dir():
         raise UsageError(f"the folder {target.parent} does not exist: create it, or write the pack elsewhere")
     plans = [_plan(owner, key, secrets) for owner, key in _chosen(sets, Cache(settings.cache_dir))]
@@ -1000,7 +1072,7 @@ def _export(sets, path, *, notebooks=(), cache_dir=None, settings=None) -> dict:
 
 def export(sets: Iterable | str | os.PathLike, path: str | os.PathLike, *,
            notebooks: Iterable[str | os.PathLike] = (), cache_dir: str | os.PathLike | None = None,
-           settings: Settings | None = None) -> Path:
+           settings: Settings | None = None, force: bool = False) -> Path:
     """Write the sets ``sets`` names (cache keys, job ids, clip ids, parent job ids, set folders or
     :class:`~stemlab.StemSet` objects) and the files ``notebooks`` into the pack ``path`` (a zip,
     written to a temporary name and renamed into place). Returns ``path``.
@@ -1009,13 +1081,14 @@ def export(sets: Iterable | str | os.PathLike, path: str | os.PathLike, *,
     (:class:`~stemlab.errors.CacheError`: fetch it again, which repairs it at no charge) is
     refused, and so is a file whose sha256 no longer matches its manifest; nothing is written.
     The pack holds no key, no job record and no derived data; a notebook that holds one of your
-    API keys is refused.
+    API keys is refused. An existing ``path`` is refused unless ``force``.
 
     >>> s = stemlab.fetch("cqtai", clip_id="05d72140-38f5-4eb4-bdaa-a6e0d1c1167e")   # doctest: +SKIP
     >>> export([s, "a1b2c3d4-..."], "class.zip", notebooks=["lesson.ipynb"])         # doctest: +SKIP
     PosixPath('class.zip')
     """
-    return Path(_export(sets, path, notebooks=notebooks, cache_dir=cache_dir, settings=settings)["pack"])
+    return Path(_export(sets, path, notebooks=notebooks, cache_dir=cache_dir, settings=settings,
+                        force=force)["pack"])
 
 
 #: the names ``stemlab`` exports these under (``import`` is a keyword; ``export`` and ``ls`` say too little)
@@ -1041,6 +1114,7 @@ def add_cli(subparsers, common) -> None:
     export_.add_argument("-o", "--output", required=True, metavar="FILE.zip", help="the pack to write")
     export_.add_argument("--notebook", action="append", default=[], dest="notebooks", metavar="PATH",
                          help="a notebook (or any file) to put in the pack (repeat for more)")
+    export_.add_argument("--force", action="store_true", help="overwrite FILE.zip if it exists")
     import_ = actions.add_parser("import", parents=[common], help="install a pack's sets into the cache (offline)",
                                  examples=("stemlab pack import class.zip",
                                            "stemlab pack import class.zip --notebooks ~/class   # and its notebooks"))
@@ -1067,7 +1141,7 @@ def _table(rows: list[dict], status: bool = False) -> None:
 def run_cli(args, settings: Settings) -> int:
     """Run ``stemlab pack ...`` with the run's resolved ``settings``; returns the exit code."""
     if args.pack_action == "export":
-        done = _export(args.sets, args.output, notebooks=args.notebooks, settings=settings)
+        done = _export(args.sets, args.output, notebooks=args.notebooks, settings=settings, force=args.force)
         if args.json:
             _print_json(done)
             return 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 import subprocess
 import sys
 import zipfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,10 @@ from stemlab.errors import UsageError
 from stemlab.exports import export, write
 from stemlab.exports.stems_mp4 import add_stem_box, read_stem_box, stem_metadata
 from stemlab.exports.tracks import MUSDB_GROUPS, musdb_groups
+from stemlab.exports.writing import check_stem_name
 from stemlab.files import sha256_of
 from stemlab.sandbox.synth import synth_stems
+from stemlab.stemset import StemSet
 from stemlab.taxonomy import TWELVE_STEMS
 
 from test_cli import assert_one_line_error, one_json, stemlab as run_stemlab
@@ -163,6 +167,47 @@ def test_an_existing_target_is_refused_unless_forced(three, tmp_path):
     with pytest.raises(UsageError, match="no export format 'wav'"):
         export(stemset, tmp_path / "f", format="wav")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_force_replaces_only_an_empty_folder_or_an_earlier_export(three, tmp_path):
+    _, folder = three
+    stemset = stemlab.StemSet.open(folder)
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "session.als").write_text("a DAW session")
+    with pytest.raises(UsageError, match="holds other files .*; choose an empty folder") as info:
+        export(stemset, project, force=True)
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in project.iterdir()) == ["session.als"]
+    # the file exports may replace a file, never a folder
+    files = [("zip", "s.zip"), ("midi", "s.mid")] + [("stems-mp4", "s.stem.mp4")] * bool(find_spec("av"))
+    for format, name in files:
+        with pytest.raises(UsageError, match="is a folder"):
+            export(stemset, project, format=format, force=True)
+        (tmp_path / name).write_text("old")
+        assert export(stemset, tmp_path / name, format=format, force=True).read_bytes() != b"old"
+    assert sorted(p.name for p in project.iterdir()) == ["session.als"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a\\b", ".hidden", "", "nul\0x", "a..b", "mixture",
+                                  "Source", "mix"])
+def test_a_stem_name_that_is_not_a_plain_file_name_is_refused(tmp_path, name):
+    name = str(tmp_path / "abs" / "x") if name == "/abs/x" else name  # should it escape, inside tmp_path
+    wav = make_set(tmp_path / "in", {"vocals": np.zeros((2, SR), np.float32)}) / "vocals.wav"
+    kept = list(tmp_path.rglob("*"))
+    for format, target in [("folder", tmp_path / "a" / "b" / "out"), ("zip", tmp_path / "a" / "b" / "out.zip")]:
+        stemset = StemSet({name: wav}, source=wav, derived_dir=tmp_path / "derived")  # open() makes names safe
+        with pytest.raises(UsageError, match="cannot be written as a file") as info:
+            export(stemset, target, format=format)
+        assert "\n" not in str(info.value)
+    assert set(tmp_path.rglob("*")) - set(kept) == {tmp_path / "a", tmp_path / "a" / "b"}  # nothing else written
+    with pytest.raises(UsageError, match="must be a plain file name"):
+        check_stem_name(name)
+    # the same set with a plain name exports
+    plain = StemSet({"vocals": wav}, source=wav, derived_dir=tmp_path / "derived")
+    assert (export(plain, tmp_path / "plain") / "vocals.wav").exists()
+    assert check_stem_name("unknown_theremin") == "unknown_theremin"
 
 
 def test_a_two_stem_set(tmp_path):
@@ -459,8 +504,14 @@ def test_cli_export_errors_are_one_line(three, tmp_path):
     (target / "x").write_text("x")
     refused = run_stemlab("export", str(folder), "-o", str(target))
     assert_one_line_error(refused, 2)
+    assert "holds other files" in refused.stderr and "choose an empty folder" in refused.stderr
+    assert_one_line_error(run_stemlab("export", str(folder), "-o", str(target), "--force"), 2)
+    assert sorted(p.name for p in target.iterdir()) == ["x"]  # --force never empties a folder of other files
+    assert run_stemlab("export", str(folder), "-o", str(tmp_path / "done"), "--quiet").returncode == 0
+    refused = run_stemlab("export", str(folder), "-o", str(tmp_path / "done"))  # an earlier export
+    assert_one_line_error(refused, 2)
     assert "--force" in refused.stderr
-    assert run_stemlab("export", str(folder), "-o", str(target), "--force", "--quiet").returncode == 0
+    assert run_stemlab("export", str(folder), "-o", str(tmp_path / "done"), "--force", "--quiet").returncode == 0
     two = make_set(tmp_path / "two", {"vocals": np.zeros((2, SR)), "instrumental": np.zeros((2, SR))})
     musdb = run_stemlab("export", str(two), "--format", "musdb", "-o", str(tmp_path / "m"))
     assert_one_line_error(musdb, 2)
@@ -468,6 +519,40 @@ def test_cli_export_errors_are_one_line(three, tmp_path):
     assert_one_line_error(run_stemlab("export", str(folder), "--flac", "--bit-depth", "32", "-o",
                                       str(tmp_path / "f")), 2)
     assert_one_line_error(run_stemlab("export", str(folder), "--format", "midi", "--codec", "alac"), 2)
+
+
+def test_cli_export_of_the_current_folder_and_into_it(three, tmp_path):
+    _, folder = three
+    done = subprocess.run([sys.executable, "-m", "stemlab", "export", ".", "-o", str(tmp_path / "out"), "--json"],
+                          capture_output=True, text=True, cwd=folder, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "out" / "export.json").read_text())["set"]["label"] == "three"
+    here = tmp_path / "here"
+    here.mkdir()
+    done = subprocess.run([sys.executable, "-m", "stemlab", "export", str(folder), "-o", ".", "--json"],
+                          capture_output=True, text=True, cwd=here, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in here.iterdir()) == ["bass.wav", "drums.wav", "export.json", "mixture.wav",
+                                                      "vocals.wav"]  # filled in place: the shell is still in it
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    again = subprocess.run([sys.executable, "-m", "stemlab", "export", str(folder), "-o", ".", "--force"],
+                           capture_output=True, text=True, cwd=here, timeout=120)
+    assert_one_line_error(again, 2)
+    assert "is the folder you are in" in again.stderr and (here / "export.json").exists()
+
+
+def test_file_system_errors_are_one_line_usage_errors(three, tmp_path):
+    _, folder = three
+    stemset = stemlab.StemSet.open(folder)
+    (tmp_path / "afile").write_text("x")
+    for format, name in [("folder", "out"), ("zip", "out.zip"), ("midi", "out.mid")]:
+        with pytest.raises(UsageError, match=rf"cannot write {re.escape(str(tmp_path / 'afile' / name))}: .*; choose"):
+            export(stemset, tmp_path / "afile" / name, format=format)
+    assert (tmp_path / "afile").read_text() == "x"
+    if Path("/proc/self").is_dir():
+        result = run_stemlab("export", str(folder), "-o", "/proc/nope")
+        assert_one_line_error(result, 2)
+        assert "cannot write /proc/nope: " in result.stderr and "unexpected" not in result.stderr
 
 
 def test_a_fetched_set_is_exported_by_its_id(sandbox_env, sandbox):

@@ -621,3 +621,109 @@ def test_a_mutated_pack_is_installed_whole_or_refused(teacher, flips, cut):
             assert keys == [teacher.apiframe]
             assert served(student / "sets" / teacher.apiframe) == teacher.hashes[teacher.apiframe]
             assert Cache(student).intact(teacher.apiframe) and not (student / "staging").exists()
+
+
+@pytest.mark.parametrize("name", ["../../../../tmp/x", "/abs/x", "mixture", "Vocals", ""])
+def test_a_stem_name_that_would_become_a_path_elsewhere_is_refused(hostile, student, tmp_path, name):
+    """A stem's name becomes file names (its decoded array, its exported WAV): a pack's names must
+    be names stemlab itself gives. (A pack once installed "../../../../tmp/x", and decoding it wrote
+    outside the cache.)"""
+    manifest = json.loads(hostile[hostile.manifest_name])
+    manifest["stems"][0]["name"] = name
+    hostile[hostile.manifest_name] = json.dumps(manifest).encode()
+    hostile.listed(hostile.manifest_name)
+    refused(hostile.write(tmp_path / "p.zip"), student, "stem")
+
+
+def test_a_decoding_record_that_cannot_be_is_refused(hostile, student, tmp_path):
+    manifest = json.loads(hostile[hostile.manifest_name])
+    manifest["stems"][0]["decode"] = {**(manifest["stems"][0].get("decode") or {}), "sr": 0}
+    hostile[hostile.manifest_name] = json.dumps(manifest).encode()
+    hostile.listed(hostile.manifest_name)
+    refused(hostile.write(tmp_path / "p.zip"), student, "decoding")
+
+
+@pytest.mark.parametrize("path", ["Derived/vocals.0123456789abcdef.native.npy", "JOB.json", "stems/v.mp3.",
+                                  "other/v.mp3"])
+def test_files_a_set_does_not_keep_are_refused_whatever_their_case(hostile, student, tmp_path, path):
+    """On a case-insensitive disk ``Derived/`` is ``derived/``: a planted array would be served
+    instead of the verified MP3."""
+    name = f"sets/{hostile.key}/{path}"
+    hostile[name] = b"x"
+    header = hostile.header
+    next(s for s in header["sets"] if s["key"] == hostile.key)["files"].append(
+        {"path": path, "size": 1, "sha256": hashlib.sha256(b"x").hexdigest()})
+    hostile.header = header
+    refused(hostile.write(tmp_path / "p.zip"), student, path.split("/")[-1])
+
+
+def test_a_set_filed_under_a_key_its_request_does_not_give_is_refused(hostile, student, tmp_path):
+    """Else ``stemlab.fetch`` of another request would be answered, offline, with this set."""
+    header = hostile.header
+    one = next(s for s in header["sets"] if s["key"] == hostile.key)
+    manifest = json.loads(hostile[hostile.manifest_name])
+    one["request"] = manifest["request"] = {**manifest["request"], "parent_job_id": "someone-else"}
+    hostile[hostile.manifest_name] = json.dumps(manifest).encode()
+    hostile.header = header
+    hostile.listed(hostile.manifest_name)
+    refused(hostile.write(tmp_path / "p.zip"), student, "key its request does not give")
+
+
+def test_a_set_a_fetch_completes_while_the_pack_is_staged_is_not_replaced(teacher, tmp_path, monkeypatch):
+    student = tmp_path / "student"
+    pack.install(teacher.small, cache_dir=student)
+    folder = student / "sets" / teacher.apiframe
+    (folder / "stems" / "vocals.mp3").unlink()  # damaged: planned as a repair
+    mine = tmp_path / "mine"
+    shutil.copytree(folder, mine)
+    real = pack._stage_set
+
+    def fetch_finishes_meanwhile(*args, **kwargs):
+        real(*args, **kwargs)
+        shutil.rmtree(folder)
+        shutil.copytree(teacher_own := mine, folder)
+        stem = folder / "stems" / "vocals.mp3"
+        stem.write_bytes(b"ID3" + b"\0" * 2000)  # a complete set of the student's own
+        manifest = json.loads((folder / "manifest.json").read_text())
+        entry = next(s for s in manifest["stems"] if s["name"] == "vocals")
+        entry.update(size=stem.stat().st_size, sha256=sha(stem))
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        assert Cache(student).intact(teacher.apiframe), teacher_own
+
+    monkeypatch.setattr(pack, "_stage_set", fetch_finishes_meanwhile)
+    with pytest.raises(UsageError, match="now holds a complete set"):
+        pack.install(teacher.small, cache_dir=student)
+    assert (folder / "stems" / "vocals.mp3").read_bytes().startswith(b"ID3\0")  # the student's set is kept
+
+
+def test_a_set_that_cannot_be_put_back_is_kept_and_said(teacher, tmp_path, monkeypatch):
+    student = tmp_path / "student"
+    pack.install(teacher.small, cache_dir=student)
+    (student / "sets" / teacher.apiframe / "stems" / "vocals.mp3").unlink()
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append((Path(src), Path(dst)))
+        if "staging" in Path(src).parts and Path(src).parent.name == "sets":
+            raise OSError(28, "No space left on device")  # moving the staged set in fails
+        if Path(src).parent.name == "old":
+            raise OSError(5, "Input/output error")  # and so does putting the old one back
+        return real(src, dst)
+
+    monkeypatch.setattr(pack.os, "replace", replace)
+    with pytest.raises(CacheError, match="could not be put back: it is kept at"):
+        pack.install(teacher.small, cache_dir=student)
+    kept = list((student / "staging").glob("pack-*/old/*"))
+    assert [p.name for p in kept] == [teacher.apiframe] and (kept[0] / "manifest.json").exists()
+
+
+def test_export_never_overwrites_a_file_without_force(teacher, own_copy, tmp_path):
+    """``-o lesson.ipynb --notebook lesson.ipynb`` once replaced the lesson with the pack."""
+    lesson = tmp_path / "lesson.ipynb"
+    lesson.write_bytes(NOTEBOOK)
+    settings = Settings.resolve(environ={}, dotenv=None, cache_dir=own_copy)
+    with pytest.raises(UsageError, match="already exists; pass --force"):
+        pack.export([teacher.cqtai], lesson, notebooks=[lesson], settings=settings)
+    assert lesson.read_bytes() == NOTEBOOK
+    assert pack.export([teacher.cqtai], lesson, settings=settings, force=True) == lesson
+    assert zipfile.is_zipfile(lesson)

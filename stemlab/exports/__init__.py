@@ -149,23 +149,30 @@ def write(stemset, path: str | os.PathLike, *, format: str = "folder", bit_depth
     _check_options(format, bit_depth=bit_depth, file_format=file_format, codec=codec, bitrate=bitrate, names=names,
                    method=method)
     path = Path(path).expanduser()
-    if format == "midi":
-        return _midi(stemset, path, force=force, names=names, method=method)
-    if format == "stems-mp4":
-        return _stems_mp4(stemset, path, codec=codec, bitrate=bitrate, bit_depth=bit_depth, force=force)
-    if format == "zip":
-        return _zip(stemset, path, bit_depth=bit_depth, file_format=file_format, force=force)
+    from .writing import writing_to
+
+    with writing_to(path):  # a file-system refusal (no such folder, a file in the way...) is said as one line
+        if format == "midi":
+            return _midi(stemset, path, force=force, names=names, method=method)
+        if format == "stems-mp4":
+            return _stems_mp4(stemset, path, codec=codec, bitrate=bitrate, bit_depth=bit_depth, force=force)
+        if format == "zip":
+            return _zip(stemset, path, bit_depth=bit_depth, file_format=file_format, force=force)
+        return _folder(stemset, path, format=format, bit_depth=bit_depth, file_format=file_format, force=force)
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _folder(stemset, path: Path, *, format: str, bit_depth: int, file_format: str, force: bool) -> Exported:
     from .writing import staged_folder
 
     groups = _musdb_plan(stemset) if format == "musdb" else None
-    with staged_folder(path, force=force, protect=_inputs(stemset)) as staging:
+    with staged_folder(path, force=force, protect=_inputs(stemset), record=RECORD) as staging:
         record = _write_folder(stemset, staging, format=format, bit_depth=bit_depth, file_format=file_format,
                                groups=groups)
     return Exported(format, path, tuple(path / name for name in record["written"]), _public(record),
                     tuple(record["noticed"]))
-
-
-# ------------------------------------------------------------------------------------- helpers
 
 
 def _inputs(stemset) -> tuple[Path, ...]:
@@ -217,8 +224,11 @@ def _write_folder(stemset, folder: Path, *, format: str, bit_depth: int, file_fo
     """Write the tracks of a ``folder`` or ``musdb`` export into ``folder`` and return its
     record (also written there as ``export.json``)."""
     from .tracks import Placement
-    from .writing import SUBTYPES, write_audio
+    from .writing import SUBTYPES, check_stem_name, write_audio
 
+    if groups is None:  # the stems' names become file names: refused before anything is decoded
+        for name in stemset.names:
+            check_stem_name(name)
     source_set = _for_musdb(stemset) if format == "musdb" else stemset
     placement = Placement(source_set, channels=2 if format == "musdb" else None)
     suffix = f".{file_format}"

@@ -55,7 +55,8 @@ def run_cli(args, settings) -> int:
     """Run ``stemlab export`` with parsed ``args``; prints what was written. Returns the exit code."""
     from ..fetching import open_set
 
-    stemset = open_set(args.set, settings=settings)
+    folder = Path(args.set).expanduser()
+    stemset = open_set(folder.resolve() if folder.is_dir() else args.set, settings=settings)  # "." has no name
     output = Path(args.output or default_output(stemset.key or stemset.label, args.format)).expanduser()
     result = write(stemset, output, format=args.format, bit_depth=args.bit_depth,
                    file_format="flac" if args.flac else "wav", codec=args.codec, force=args.force)

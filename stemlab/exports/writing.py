@@ -2,8 +2,9 @@
 
 A folder export is written file by file (each atomically, :func:`stemlab.files.atomic_file`)
 into a hidden temporary folder beside the target, which is renamed into place once complete.
-An existing target that holds anything is refused unless ``force``; then the old folder is
-moved aside, the new one renamed into place, and only then is the old one deleted.
+An existing target that holds anything is refused unless it holds an earlier export (its
+``export.json``) and ``force``; then the old folder is moved aside, the new one renamed into
+place, and only then is the old one deleted. A folder holding other files is never replaced.
 
 >>> SUBTYPES[24], SUBTYPES[32]
 ('PCM_24', 'FLOAT')
@@ -27,13 +28,15 @@ from ..errors import UsageError
 from ..files import atomic_file, sha256_of
 
 __all__ = ["SUBTYPES", "Clip", "measure", "write_audio", "staged_folder", "refuse_existing_file", "zip_folder",
-           "file_facts"]
+           "file_facts", "check_stem_name", "writing_to"]
 
 log = logging.getLogger("stemlab")
 
 #: soundfile subtype of each bit depth
 SUBTYPES = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}
 BLOCK = 1 << 16  # frames written per call
+#: the file names a set folder's source goes by (stemlab.stemset.SOURCE_NAMES): no stem may take them
+MIXTURE_NAMES = ("mixture", "source", "mix")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,35 @@ def _is_empty_folder(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+def check_stem_name(name: str) -> str:
+    """``name`` if it can be a file name in an export folder (a plain name, not the mixture's),
+    else a :class:`UsageError`.
+
+    >>> check_stem_name("vocals")
+    'vocals'
+    >>> check_stem_name("../x")
+    Traceback (most recent call last):
+    ...
+    stemlab.errors.UsageError: a stem named '../x' cannot be written as a file: a stem name must be a plain file name \
+(no slashes, no '..', no leading '.') and not mixture, source or mix
+    """
+    plain = (isinstance(name, str) and name != "" and not name.startswith(".") and ".." not in name
+             and not any(c in name for c in ("/", "\\", "\0")))
+    if not plain or name.lower() in MIXTURE_NAMES:
+        raise UsageError(f"a stem named {name!r} cannot be written as a file: a stem name must be a plain file "
+                         f"name (no slashes, no '..', no leading '.') and not mixture, source or mix")
+    return name
+
+
+@contextlib.contextmanager
+def writing_to(path: Path) -> Iterator[None]:
+    """An :class:`OSError` while writing the export at ``path`` as a :class:`UsageError`."""
+    try:
+        yield
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}; choose another folder") from error
+
+
 def refuse_existing_file(path: Path, *, force: bool) -> None:
     """A :class:`UsageError` when ``path`` is a folder, or a file and not ``force``."""
     if path.is_dir():
@@ -93,22 +125,31 @@ def refuse_existing_file(path: Path, *, force: bool) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path, *, force: bool, protect: tuple[Path, ...] = ()) -> Iterator[Path]:
+def staged_folder(target: Path, *, force: bool, protect: tuple[Path, ...] = (),
+                  record: str = "export.json") -> Iterator[Path]:
     """A fresh hidden folder beside ``target`` to write into; renamed to ``target`` when the
     ``with`` block completes, deleted if it fails. ``protect``: files (the set's own) that
-    replacing ``target`` must never delete."""
-    target = Path(target)
+    replacing ``target`` must never delete; ``record``: the file an earlier export left, without
+    which a folder that holds anything is never replaced."""
+    target = Path(target).resolve()  # "." has no name to stage beside, and cannot be renamed
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} is a file, not a folder: pass a folder for this export")
-    if target.is_dir() and not _is_empty_folder(target) and not force:
-        raise UsageError(f"{target} is not empty; pass force=True (--force) to replace it, or choose another folder")
     if target.is_dir():
-        inside = target.resolve()
         for path in protect:
             resolved = Path(path).resolve()
-            if resolved == inside or inside in resolved.parents:
+            if resolved == target or target in resolved.parents:
                 raise UsageError(f"{target} holds this set's own files ({Path(path).name}); export it to another "
                                  f"folder")
+    here = Path.cwd()
+    if target.is_dir() and not _is_empty_folder(target):
+        if target == here or target in here.parents:  # replacing it would leave a shell in a deleted folder
+            raise UsageError(f"{target} is the folder you are in; export to another folder, or cd out of it first")
+        if not (target / record).is_file():
+            raise UsageError(f"{target} holds other files (it is not an earlier export); choose an empty folder or a "
+                             f"new one")
+        if not force:
+            raise UsageError(f"{target} is not empty; pass force=True (--force) to replace it, or choose another "
+                             f"folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(4)
     staging = target.parent / f".{target.name}.{token}.tmp"
@@ -120,6 +161,10 @@ def staged_folder(target: Path, *, force: bool, protect: tuple[Path, ...] = ()) 
             os.rename(target, old)
             os.rename(staging, target)
             shutil.rmtree(old, ignore_errors=True)
+        elif target == here:  # empty, and a shell is in it: filled in place, not replaced
+            for path in sorted(staging.iterdir()):
+                os.rename(path, target / path.name)
+            staging.rmdir()
         else:
             os.rename(staging, target)  # onto a missing or empty folder: atomic
     except BaseException:
