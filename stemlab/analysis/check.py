@@ -242,31 +242,6 @@ def _own_lags(source: np.ndarray, base: dict, audible: list[str], judged: list[s
     return lags
 
 
-def _align_stems(source: np.ndarray, base: dict, audible: list[str], judged: list[str], own_lag: dict,
-                 gain_of: dict, fitted_db: float, *, sr: int, max_lag: int, excerpt: int, rounds: int = 3):
-    """Each judged stem's own lag, kept only where it explains the residual: a stem's lag is
-    taken (loudest stem first) when moving it lowers the fitted residual by more than 1 dB. One
-    stem out of place disturbs the others' estimates, so the lags are estimated again, with the
-    stems moved so far, for up to ``rounds`` rounds. Returns ``(own_lag, gain_of, fitted_db)``."""
-    source_energy = float(np.einsum("ij,ij->", source, source, dtype=np.float64))
-    own_lag, gain_of = dict(own_lag), dict(gain_of)
-    placed = dict(base)
-    for _ in range(rounds):
-        lags = _own_lags(source, placed, audible, judged, gain_of, sr=sr, max_lag=max_lag, excerpt=excerpt)
-        moved = False
-        for name in sorted((n for n in judged if lags[n]), key=lambda n: -rms_db(base[n])):
-            trial = {**placed, name: shift(base[name], own_lag[name] + lags[name], source.shape[1])}
-            new_gains, new_residual, _ = _fit(source, [trial[n] for n in audible])
-            new_db = _energy_db(new_residual, source_energy)
-            if new_db < fitted_db - 1.0:  # this stem's lag explains part of the residual
-                placed, own_lag[name], fitted_db = trial, own_lag[name] + lags[name], new_db
-                gain_of = dict(zip(audible, new_gains))
-                moved = True
-        if not moved:
-            break
-    return own_lag, gain_of, fitted_db
-
-
 def _describe_gain(gain_db: float) -> str:
     return f"{abs(gain_db):.1f} dB {'quieter' if gain_db > 0 else 'louder'}"
 
@@ -332,8 +307,15 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
     off = not fitted_db <= residual_tolerance_db or any(
         abs(_db(gain_of[n])) > gain_tolerance_db or gain_of[n] < 0 for n in judged)
     if off and judged:
-        own_lag, gain_of, fitted_db = _align_stems(source, base, audible, judged, own_lag, gain_of, fitted_db,
-                                                   sr=sr, max_lag=max_lag, excerpt=int(excerpt_s * sr))
+        lags = _own_lags(source, base, audible, judged, gain_of, sr=sr, max_lag=max_lag,
+                         excerpt=int(excerpt_s * sr))
+        if any(lags.values()):
+            aligned = [shift(base[n], lags[n], length) if lags.get(n) else base[n] for n in audible]
+            new_gains, new_residual, _ = _fit(source, aligned)
+            if _energy_db(new_residual, source_energy) < fitted_db - 1.0:  # the lags explain the residual
+                own_lag.update(lags)
+                gain_of = dict(zip(audible, new_gains))
+                fitted_db = _energy_db(new_residual, source_energy)
 
     limited = (not fitted_db <= residual_tolerance_db or not parts.residual_db <= residual_tolerance_db) and \
         _looks_limited(source, base, audible)
@@ -366,7 +348,7 @@ def check(stemset, *, tolerance_s: float = 0.05, residual_tolerance_db: float = 
         if name not in judged:
             continue
         lag, gain = common_lag + own_lag[name], gain_of[name]
-        if abs(own_lag[name]) > lag_tolerance_s * sr and abs(lag) > lag_tolerance_s * sr:  # off on its own
+        if abs(own_lag[name]) > lag_tolerance_s * sr:
             verdicts.append("late" if lag > 0 else "early")
             problems.append(f"{name} is {abs(lag):,} samples ({1000 * abs(lag) / sr:.1f} ms) "
                             f"{'late' if lag > 0 else 'early'} against the source")

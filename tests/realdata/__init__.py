@@ -86,11 +86,7 @@ VARIANTS = {
     "frame-short": (True, (), None),
     "mixed-rate": (True, (), None),
     "delayed": (False, ("vocals",), "vocals is 1,105 samples (25.1 ms) late"),
-    # an excerpt as long as the song once judged these on partial overlaps: "326 late, 6.8 dB louder"
-    # and "inverted, 67.3 dB louder"
-    "late-500": (False, ("vocals",), "vocals is 500 samples (11.3 ms) late"),
-    "early-500": (False, ("vocals",), "vocals is 500 samples (11.3 ms) early"),
-    "short-early-500": (False, ("vocals",), "vocals is 500 samples (11.3 ms) early"),
+
     "inverted": (False, ("drums",), "drums is inverted"),
     "missing": (False, (), "a part seems to be missing"),
     "quieter": (False, (), "the stems are 6.0 dB quieter than the source"),
@@ -118,10 +114,6 @@ def make_variant(name: str, root: Path) -> Path:
         tracks["bass"] = tracks["bass"][:, :-1152]
     elif name == "delayed":
         tracks["vocals"] = _delayed(tracks["vocals"], 1105)  # an MP3 delay left in one stem
-    elif name in ("late-500", "early-500", "short-early-500"):
-        tracks["vocals"] = _delayed(tracks["vocals"], -500 if "early" in name else 500)
-        if name.startswith("short"):  # 3 s: shorter than check's 10 s excerpt
-            tracks = {n: a[:, : 3 * SR] for n, a in tracks.items()}
     elif name == "inverted":
         tracks["drums"] = -tracks["drums"]
     elif name == "missing":
