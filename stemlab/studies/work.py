@@ -14,8 +14,8 @@ import contextlib
 import dataclasses
 import math
 import os
-import resource
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +187,16 @@ def _decode_all(stemsets) -> float:
     return seconds
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (NaN where the OS does not say: Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
 def score_song(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSettings, *, corpus: bool = True,
                bss: bool = True, report: Report | None = None) -> Scored:
     """Every number of one song: each set's recombination check and stem levels, agreement
@@ -236,7 +246,7 @@ def score_song(song: SongSpec, fetched: list[Fetched], worker_settings: WorkerSe
                 add(provider, labels[provider], r.stem, r.metric, r.value, r.silent, r.identical)
     wall_2, cpu_2 = _clocks()
     scored.score_s, scored.score_cpu_s = wall_2 - wall_1, cpu_2 - cpu_1
-    scored.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    scored.peak_rss_mb = _peak_rss_mb()
     scored.worker = f"{socket.gethostname()}:{os.getpid()}"
     return scored
 
